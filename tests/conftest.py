@@ -1,0 +1,106 @@
+"""Shared fixtures: the real local control plane (started on demand) and per-test namespaces.
+
+Integration and e2e tests ask for `testbed`, `kubeconfig` or `k8s_api`. When a cluster is already up (or
+SURGE_KUBECONFIG names one), it is reused and left running; otherwise the session starts it with
+testbed/cluster.sh and stops it at the end. A missing or broken test bed fails the tests loudly: it never
+turns them into skips.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+
+from tests.support.wait import wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+CLUSTER_SH = ROOT / "testbed" / "cluster.sh"
+
+
+@dataclass(frozen=True)
+class Testbed:
+    kubeconfig: Path
+    prometheus_url: str
+    targets_dir: Path
+    bin_dir: Path
+
+    def kubectl(self, *args: str, check: bool = True, input_text: str | None = None) -> str:
+        """Runs the test bed's own kubectl (same version as the server) and returns stdout."""
+        proc = subprocess.run(
+            [str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
+            capture_output=True,
+            text=True,
+            input=input_text,
+            timeout=120,
+            check=False,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
+        return proc.stdout
+
+
+def _cluster(cmd: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(CLUSTER_SH), cmd], capture_output=True, text=True, check=False)
+
+
+def _testbed_env() -> dict[str, str]:
+    out = _cluster("env").stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+@pytest.fixture(scope="session")
+def testbed() -> Iterator[Testbed]:
+    env = _testbed_env()
+    kubeconfig = os.environ.get("SURGE_KUBECONFIG") or env["SURGE_KUBECONFIG"]
+    started_here = False
+    if "SURGE_KUBECONFIG" not in os.environ and _cluster("status").returncode != 0:
+        # Stream the bring-up (and a possible cold build) so a long wait shows progress.
+        proc = subprocess.run(["bash", str(CLUSTER_SH), "up"], check=False)
+        if proc.returncode != 0:
+            pytest.fail(
+                "could not start the embedded cluster (testbed/cluster.sh up failed); "
+                "run 'make cluster-up' to see why",
+                pytrace=False,
+            )
+        started_here = True
+    yield Testbed(
+        kubeconfig=Path(kubeconfig),
+        prometheus_url=os.environ.get("SURGE_PROMETHEUS_URL") or env["SURGE_PROMETHEUS_URL"],
+        targets_dir=Path(env["SURGE_PROMETHEUS_TARGETS"]),
+        bin_dir=Path(env["SURGE_BIN_DIR"]),
+    )
+    if started_here and os.environ.get("SURGE_KEEP_CLUSTER") != "1":
+        _cluster("down")
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(testbed: Testbed) -> Path:
+    return testbed.kubeconfig
+
+
+@pytest.fixture(scope="session")
+def k8s_api(kubeconfig: Path) -> client.ApiClient:
+    return config.new_client_from_config(config_file=str(kubeconfig))
+
+
+@pytest.fixture
+def namespace(k8s_api: client.ApiClient) -> Iterator[str]:
+    """A fresh namespace per test, deleted afterwards (without waiting for finalization)."""
+    core = client.CoreV1Api(k8s_api)
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    # The service account controller must create 'default' before pods can be admitted.
+    wait_until(
+        lambda: any(sa.metadata.name == "default" for sa in core.list_namespaced_service_account(name).items),
+        timeout=30,
+        what=f"default service account in {name}",
+    )
+    yield name
+    core.delete_namespace(name, propagation_policy="Background")
