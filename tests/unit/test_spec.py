@@ -409,6 +409,15 @@ def test_value_target_and_quoted_numbers() -> None:
     assert parsed.tolerance.scale_up == 0.2
 
 
+def test_percentile_defaults_follow_a_custom_target() -> None:
+    ver = parse_policy_spec(_with("vertical.targetPercentile", 0.3)).vertical
+    assert ver is not None
+    assert (ver.lower_bound_percentile, ver.target_percentile, ver.upper_bound_percentile) == (0.3, 0.3, 0.95)
+    ver = parse_policy_spec(_with("vertical.targetPercentile", 0.99)).vertical
+    assert ver is not None
+    assert (ver.lower_bound_percentile, ver.upper_bound_percentile) == (0.5, 0.99)
+
+
 def test_parsed_spec_is_frozen() -> None:
     spec = parse_policy_spec(FULL)
     with pytest.raises(AttributeError):

@@ -682,9 +682,10 @@ def _parse_vertical(raw: Any, path: str) -> VerticalSpec:
         for i, name in enumerate(names):
             if name in names[:i]:
                 raise SpecError(f"{cp}[{i}].containerName", f"duplicate container {name!r}")
-    lower = _float(ver, "lowerBoundPercentile", path, 0.5, lo=0.0, hi=1.0, lo_open=True)
     target = _float(ver, "targetPercentile", path, 0.9, lo=0.0, hi=1.0, lo_open=True)
-    upper = _float(ver, "upperBoundPercentile", path, 0.95, lo=0.0, hi=1.0, lo_open=True)
+    # Unset bounds follow a custom target (like the CRD, only explicitly set pairs are compared).
+    lower = _float(ver, "lowerBoundPercentile", path, min(0.5, target), lo=0.0, hi=1.0, lo_open=True)
+    upper = _float(ver, "upperBoundPercentile", path, max(0.95, target), lo=0.0, hi=1.0, lo_open=True)
     if not lower <= target <= upper:
         raise SpecError(path, "percentiles must satisfy lowerBound <= target <= upperBound")
     return VerticalSpec(

@@ -39,6 +39,11 @@ __all__ = ["ConditionUpdate", "Decision", "PlanState", "plan"]
 # Modes in which a resize reaches the running pods, so horizontal must count pods of the new size.
 _LIVE_RESIZE_MODES = (UpdateMode.RECREATE, UpdateMode.IN_PLACE, UpdateMode.IN_PLACE_OR_RECREATE)
 _DEFAULT_HALF_LIFE = 24 * 3600.0
+_MAX_TEXT = 1024  # CRD maxLength of lastDecision.reason and currentMetrics[].error
+
+
+def _clip(text: str, limit: int = _MAX_TEXT) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +122,7 @@ class Decision:
                 value=p.value,
                 target=p.target,
                 proposed_replicas=p.replicas,
-                error=p.error,
+                error=_clip(p.error),
             )
             for p in self.proposals
         ]
@@ -126,7 +131,9 @@ class Decision:
         return [e.to_status() for e in self.estimates]
 
     def last_decision(self, time_iso: str) -> LastDecision:
-        return LastDecision(time_iso, self.from_replicas, self.to_replicas, self.reason, self.limited_by)
+        return LastDecision(
+            time_iso, self.from_replicas, self.to_replicas, _clip(self.reason), self.limited_by
+        )
 
     def conditions(self) -> tuple[ConditionUpdate, ...]:
         """HPA-style conditions (AbleToScale, ScalingActive, ScalingLimited) plus Surge's own."""

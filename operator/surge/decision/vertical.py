@@ -9,8 +9,9 @@
   one half-life, so the next size is guaranteed to be bigger.
 - Caps: minAllowed/maxAllowed; RequestsOnly never sets a request above the current limit;
   RequestsAndLimits keeps the limit/request ratio.
-- A resource is resized only when the current request is outside [lowerBound, upperBound] or the
-  target moved by at least ``minChangeFraction`` (or after an OOM).
+- A resource is resized only when the current request is outside [lowerBound, upperBound], after an
+  OOM, or when the target moved by at least ``minChangeFraction`` and the history spans at least
+  half a half-life (VPA's updater waits 12h of pod life, half its 24h half-life, for that rule).
 """
 
 from __future__ import annotations
@@ -153,6 +154,7 @@ class ContainerEstimate:
     lower_bound: ResourceAmounts
     upper_bound: ResourceAmounts
     uncapped_target: ResourceAmounts
+    history_seconds: float = 0.0  # span of the usage samples behind this estimate
 
     def to_status(self) -> ContainerRecommendationStatus:
         return ContainerRecommendationStatus(
@@ -379,7 +381,12 @@ def _estimate(
     def amounts(key: str) -> ResourceAmounts:
         return ResourceAmounts(cpu=values[key].get("cpu"), memory=values[key].get("memory"))
 
-    return ContainerEstimate(name, amounts("target"), amounts("lower"), amounts("upper"), amounts("uncapped"))
+    span = 0.0
+    if hist.first_sample_time is not None and hist.last_sample_time is not None:
+        span = hist.last_sample_time - hist.first_sample_time
+    return ContainerEstimate(
+        name, amounts("target"), amounts("lower"), amounts("upper"), amounts("uncapped"), span
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -459,7 +466,10 @@ def _resize_reason(
         return f"{change} (request below lower bound {fmt(lower)})"
     if upper is not None and current > upper:
         return f"{change} (request above upper bound {fmt(upper)})"
-    if abs(target - current) / current >= spec.min_change_fraction:
+    # Like VPA's updater (12h of pod life at a 24h half-life), small in-range moves wait until the
+    # estimate rests on half a half-life of history; bounds and OOMs act at once.
+    mature = est.history_seconds >= spec.half_life / 2
+    if mature and abs(target - current) / current >= spec.min_change_fraction:
         return f"{change} ({(target - current) / current:+.0%})"
     return None
 
