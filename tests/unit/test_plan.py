@@ -76,8 +76,10 @@ def test_failed_metric_blocks_scale_down_only() -> None:
     s = hspec(cpu_metric(50), prom_metric(average="100"))
     down = plan(s, obs(8, [0.1] * 8, **{"prometheus-1": MetricError("timeout")}), PlanState(), NOW)
     assert down.to_replicas == 8
-    assert "scale-down to 2 blocked because prometheus-1 failed" in down.reason
-    assert down.scaling_active
+    assert "scale-down to 2 blocked because a metric failed (prometheus-1: timeout): keeping 8" in down.reason
+    assert not down.scaling_active  # HPA: ScalingActive False with the failed metric's reason
+    assert down.state.behavior.recommendations == ()  # nothing was computed, nothing recorded
+    assert down.state.consecutive_failures == 0  # one metric works: no fallback countdown
     up = plan(s, obs(4, [1.0] * 4, **{"prometheus-1": MetricError("timeout")}), PlanState(), NOW)
     assert up.to_replicas == 8
 

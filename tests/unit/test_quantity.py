@@ -65,7 +65,8 @@ def test_quantity_to_float() -> None:
 
 
 @pytest.mark.parametrize(
-    ("cores", "text"), [(0.25, "250m"), (2, "2"), (1.0, "1"), (0.0011, "2m"), (1.5, "1500m"), (0, "0")]
+    ("cores", "text"),
+    [(0.25, "250m"), (2, "2"), (1.0, "1"), (0.0011, "2m"), (1.5, "1500m"), (0, "0"), (0.1 + 0.2, "300m")],
 )
 def test_format_cpu(cores: float, text: str) -> None:
     assert format_cpu(cores) == text

@@ -270,6 +270,22 @@ def test_oom_bumps_memory() -> None:
     assert (later.estimates[0].target.memory or 0) < (est.target.memory or 0)
 
 
+def test_ooms_in_two_containers_at_once_both_count() -> None:
+    vs = vspec()
+    containers = [
+        ContainerResources("app", ResourceAmounts(0.1, 256 * MI)),
+        ContainerResources("sidecar", ResourceAmounts(0.1, 64 * MI)),
+    ]
+    ooms = [OOMEvent("app", 50, 256 * MI), OOMEvent("sidecar", 50, 64 * MI), OOMEvent("app", 50, 256 * MI)]
+    out = vertical_step(VerticalState(), vs, Observation(1, containers=containers, ooms=ooms), 51)
+    targets = {e.container: e.target.memory for e in out.estimates}
+    assert targets["app"] is not None
+    assert targets["app"] >= 356 * MI
+    assert targets["sidecar"] is not None
+    assert targets["sidecar"] >= 164 * MI
+    assert {r.container for r in out.resizes} == {"app", "sidecar"}
+
+
 def test_repeated_samples_are_not_double_counted() -> None:
     vs = vspec()
     metrics = {"p0": PodUsage(100.0, {"app": ResourceAmounts(cpu=0.5, memory=100 * MI)})}

@@ -77,12 +77,18 @@ def quantity_to_float(value: str | int | float | Decimal) -> float:
     return float(parse_quantity(value))
 
 
+def _ceil_tolerant(value: Decimal) -> int:
+    # Round up, but not for float noise: 0.1 + 0.2 cores is 300m, not 301m.
+    floor = math.floor(value)
+    return floor if value - floor < Decimal("1e-6") else floor + 1
+
+
 def format_cpu(cores: float | Decimal) -> str:
     """Format CPU cores the way Kubernetes canonicalises them: whole cores as ``"2"``, else ``"250m"``.
 
     Rounds *up* to the next millicore: a recommendation must never be silently lowered.
     """
-    millis = math.ceil(Decimal(str(cores)) * 1000)
+    millis = _ceil_tolerant(Decimal(str(cores)) * 1000)
     if millis % 1000 == 0:
         return str(millis // 1000)
     return f"{millis}m"
@@ -93,7 +99,7 @@ def format_memory(num_bytes: float | Decimal) -> str:
 
     Rounds up to a whole byte.
     """
-    value = math.ceil(Decimal(str(num_bytes)))
+    value = _ceil_tolerant(Decimal(str(num_bytes)))
     if value == 0:
         return "0"
     for suffix in ("Ei", "Pi", "Ti", "Gi", "Mi", "Ki"):

@@ -285,7 +285,12 @@ def plan(spec: PolicySpec, obs: Observation, state: PlanState, now: float) -> De
     if not ok:
         fallback = fallback_replicas(hor.fallback, failures, hor.min_replicas, hor.max_replicas)
         if fallback is None:
-            return _hold_on_failure(hor, current, failures, failed, base, now, common)
+            errors = "; ".join(f"{p.name}: {p.error}" for p in failed)
+            reason = f"all metrics failed ({errors})"
+            if hor.fallback is not None:
+                left = hor.fallback.failure_threshold - failures
+                reason += f"; fallback to {hor.fallback.replicas} after {left} more failure(s)"
+            return _hold(hor, current, reason, replace(base, consecutive_failures=failures), now, common)
         raw = fallback
         headline = (
             f"all {len(failed)} metric(s) failed {failures} times in a row "
@@ -309,9 +314,12 @@ def plan(spec: PolicySpec, obs: Observation, state: PlanState, now: float) -> De
                 raw, why = predicted
                 headline += f"; {why}"
         if failed and raw < current:
-            names = ", ".join(p.name for p in failed)
-            headline += f"; scale-down to {raw} blocked because {names} failed"
-            raw = current
+            # HPA: with an invalid metric a scale-down is not computed at all (no recommendation
+            # recorded), and ScalingActive turns False with the failed metric's reason.
+            errors = "; ".join(f"{p.name}: {p.error}" for p in failed)
+            headline += f"; scale-down to {raw} blocked because a metric failed ({errors})"
+            st = PlanState(state.behavior, failures, predictive, vstate)
+            return _hold(hor, current, headline, st, now, common)
 
     result = normalize(
         current=current,
@@ -345,24 +353,13 @@ def plan(spec: PolicySpec, obs: Observation, state: PlanState, now: float) -> De
     )
 
 
-def _hold_on_failure(
-    hor: HorizontalSpec,
-    current: int,
-    failures: int,
-    failed: list[MetricProposal],
-    base: PlanState,
-    now: float,
-    common: dict[str, Any],
+def _hold(
+    hor: HorizontalSpec, current: int, why: str, st: PlanState, now: float, common: dict[str, Any]
 ) -> Decision:
-    """Every metric failed and fallback is not (yet) due: keep the count, only fix it into [min, max]."""
+    """Metrics can't justify a change (all failed, or a failed one would be needed to scale down):
+    keep the count, only fix it into [min, max] like HPA does before looking at metrics."""
     to = min(max(current, hor.min_replicas), hor.max_replicas)
     limited_by = "TooFewReplicas" if to > current else "TooManyReplicas" if to < current else ""
-    errors = "; ".join(f"{p.name}: {p.error}" for p in failed)
-    reason = f"all metrics failed ({errors}): keeping {to} replicas"
-    if hor.fallback is not None:
-        left = hor.fallback.failure_threshold - failures
-        reason += f"; fallback to {hor.fallback.replicas} after {left} more failure(s)"
-    st = replace(base, consecutive_failures=failures)
     applied = st
     if to != current:
         applied = replace(st, behavior=record_scale(st.behavior, hor.behavior, now, current, to))
@@ -370,7 +367,7 @@ def _hold_on_failure(
         now,
         current,
         to,
-        reason,
+        f"{why}: keeping {to} replicas",
         limited_by=limited_by,
         scaling_active=False,
         state=applied,

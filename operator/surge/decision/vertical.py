@@ -241,8 +241,8 @@ def add_observation(state: VerticalState, spec: VerticalSpec, obs: Observation, 
                 )
 
     last_oom = state.last_oom_time
-    for oom in sorted(obs.ooms, key=lambda o: o.timestamp):
-        if oom.container not in histories or (last_oom is not None and oom.timestamp <= last_oom):
+    for oom in _new_ooms(obs.ooms, state.last_oom_time):
+        if oom.container not in histories:
             continue
         histories[oom.container], extra = _record_oom(histories[oom.container], oom, template[oom.container])
         mem_samples[oom.container].extend(extra)
@@ -268,6 +268,12 @@ def add_observation(state: VerticalState, spec: VerticalSpec, obs: Observation, 
         k: p for k, p in peaks.items() if p.window_end > now or any(k.startswith(prefix) for prefix in live)
     }
     return VerticalState(containers=histories, peaks=peaks, seen=seen, last_oom_time=last_oom)
+
+
+def _new_ooms(ooms: Sequence[OOMEvent], last_seen: float | None) -> list[OOMEvent]:
+    """OOM kills not seen in an earlier tick, each once, oldest first."""
+    fresh = {(o.container, o.timestamp): o for o in ooms if last_seen is None or o.timestamp > last_seen}
+    return sorted(fresh.values(), key=lambda o: o.timestamp)
 
 
 def _memory_peak(
@@ -478,9 +484,6 @@ def vertical_step(state: VerticalState, spec: VerticalSpec, obs: Observation, no
     """One tick: add samples, recommend, decide resizes."""
     new_state = add_observation(state, spec, obs, now)
     estimates = recommend(new_state, spec, obs.containers, now)
-    previous_oom = state.last_oom_time
-    oom_containers = frozenset(
-        o.container for o in obs.ooms if previous_oom is None or o.timestamp > previous_oom
-    )
+    oom_containers = frozenset(o.container for o in _new_ooms(obs.ooms, state.last_oom_time))
     resizes = plan_resizes(estimates, spec, obs.containers, oom_containers)
     return VerticalOutcome(new_state, estimates, resizes)
