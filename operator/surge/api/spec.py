@@ -9,12 +9,24 @@ Quantities are stored as floats in base units: CPU in cores, memory in bytes, du
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
-from surge.api.quantity import parse_duration, quantity_to_float
+from surge.api._fields import (
+    SpecError,
+    mapping,
+    opt_mapping,
+    read_duration,
+    read_enum,
+    read_float,
+    read_int,
+    read_list,
+    read_quantity,
+    read_str,
+)
+from surge.api.quantity import quantity_to_float
 
 __all__ = [
     "Behavior",
@@ -48,15 +60,6 @@ __all__ = [
     "default_scale_up_rules",
     "parse_policy_spec",
 ]
-
-
-class SpecError(ValueError):
-    """Invalid AutoScalePolicy spec. ``path`` is the field path, ``problem`` the human reason."""
-
-    def __init__(self, path: str, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
-        self.path = path
-        self.problem = problem
 
 
 class Mode(StrEnum):
@@ -106,8 +109,6 @@ class ControlledValues(StrEnum):
 
 
 RESOURCE_NAMES = ("cpu", "memory")
-
-_E = TypeVar("_E", bound=StrEnum)
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,170 +302,38 @@ class PolicySpec:
 
 
 # --------------------------------------------------------------------------------------------------
-# Parsing helpers: each takes the raw value and its path, returns a typed value or raises SpecError.
-
-
-def _mapping(value: Any, path: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise SpecError(path, f"must be an object, got {type(value).__name__}")
-    return value
-
-
-def _opt_mapping(parent: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any] | None:
-    value = parent.get(key)
-    return None if value is None else _mapping(value, f"{path}.{key}")
-
-
-def _list(value: Any, path: str, min_len: int, max_len: int) -> Sequence[Any]:
-    if not isinstance(value, Sequence) or isinstance(value, str | bytes):
-        raise SpecError(path, f"must be a list, got {type(value).__name__}")
-    if not min_len <= len(value) <= max_len:
-        raise SpecError(path, f"must have {min_len}..{max_len} entries, got {len(value)}")
-    return value
-
-
-def _str(parent: Mapping[str, Any], key: str, path: str, *, required: bool = True, max_len: int = 253) -> str:
-    value = parent.get(key)
-    p = f"{path}.{key}"
-    if value is None:
-        if required:
-            raise SpecError(p, "is required")
-        return ""
-    if not isinstance(value, str):
-        raise SpecError(p, f"must be a string, got {type(value).__name__}")
-    if required and not value.strip():
-        raise SpecError(p, "must not be empty")
-    if len(value) > max_len:
-        raise SpecError(p, f"must be at most {max_len} characters")
-    return value
-
-
-def _int(
-    parent: Mapping[str, Any], key: str, path: str, default: int | None, lo: int, hi: int | None = None
-) -> int:
-    value = parent.get(key)
-    p = f"{path}.{key}"
-    if value is None:
-        if default is None:
-            raise SpecError(p, "is required")
-        return default
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SpecError(p, f"must be an integer, got {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        raise SpecError(p, f"must be in [{lo}, {hi}], got {value}" if hi is not None else f"must be >= {lo}")
-    return value
-
-
-def _float(
-    parent: Mapping[str, Any],
-    key: str,
-    path: str,
-    default: float,
-    *,
-    lo: float,
-    hi: float,
-    lo_open: bool = False,
-    hi_open: bool = False,
-) -> float:
-    value = parent.get(key)
-    p = f"{path}.{key}"
-    if value is None:
-        return default
-    if isinstance(value, str):  # a YAML author may quote numbers
-        try:
-            value = float(value)
-        except ValueError:
-            raise SpecError(p, f"must be a number, got {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise SpecError(p, f"must be a number, got {value!r}")
-    number = float(value)
-    too_low = number <= lo if lo_open else number < lo
-    too_high = number >= hi if hi_open else number > hi
-    if too_low or too_high:
-        interval = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
-        raise SpecError(p, f"must be in {interval}, got {number:g}")
-    return number
-
-
-def _quantity(parent: Mapping[str, Any], key: str, path: str, *, positive: bool = True) -> float:
-    value = parent.get(key)
-    p = f"{path}.{key}"
-    if value is None:
-        raise SpecError(p, "is required")
-    try:
-        number = quantity_to_float(value)
-    except ValueError as exc:
-        raise SpecError(p, str(exc)) from None
-    if positive and number <= 0:
-        raise SpecError(p, f"must be > 0, got {value!r}")
-    if number < 0:
-        raise SpecError(p, f"must be >= 0, got {value!r}")
-    return number
-
-
-def _duration(
-    parent: Mapping[str, Any], key: str, path: str, default: float | None, lo: float, hi: float
-) -> float:
-    value = parent.get(key)
-    p = f"{path}.{key}"
-    if value is None:
-        if default is None:
-            raise SpecError(p, "is required")
-        return default
-    try:
-        seconds = parse_duration(value)
-    except ValueError as exc:
-        raise SpecError(p, str(exc)) from None
-    if not lo <= seconds <= hi:
-        raise SpecError(p, f"must be between {lo:g}s and {hi:g}s, got {value!r}")
-    return seconds
-
-
-def _enum(parent: Mapping[str, Any], key: str, path: str, enum: type[_E], default: _E | None) -> _E:
-    value = parent.get(key)
-    p = f"{path}.{key}"
-    if value is None:
-        if default is None:
-            raise SpecError(p, "is required")
-        return default
-    try:
-        return enum(value)
-    except ValueError:
-        allowed = " | ".join(m.value for m in enum)
-        raise SpecError(p, f"must be one of {allowed}, got {value!r}") from None
-
-
-# --------------------------------------------------------------------------------------------------
 # Section parsers.
 
 
 def _parse_target_ref(raw: Any, path: str) -> ScaleTargetRef:
-    ref = _mapping(raw, path)
+    ref = mapping(raw, path)
     return ScaleTargetRef(
-        api_version=_str(ref, "apiVersion", path),
-        kind=_str(ref, "kind", path),
-        name=_str(ref, "name", path),
+        api_version=read_str(ref, "apiVersion", path),
+        kind=read_str(ref, "kind", path),
+        name=read_str(ref, "name", path),
     )
 
 
 def _parse_target(raw: Any, path: str, allowed: tuple[MetricTargetType, ...]) -> MetricTarget:
-    target = _mapping(raw, path)
-    kind = _enum(target, "type", path, MetricTargetType, None)
+    target = mapping(raw, path)
+    kind = read_enum(target, "type", path, MetricTargetType, None)
     if kind not in allowed:
         raise SpecError(f"{path}.type", f"must be one of {' | '.join(allowed)}, got {kind.value!r}")
     if kind is MetricTargetType.UTILIZATION:
-        return MetricTarget(kind, average_utilization=_int(target, "averageUtilization", path, None, 1, 1000))
+        return MetricTarget(
+            kind, average_utilization=read_int(target, "averageUtilization", path, None, 1, 1000)
+        )
     if kind is MetricTargetType.AVERAGE_VALUE:
-        return MetricTarget(kind, average_value=_quantity(target, "averageValue", path))
-    return MetricTarget(kind, value=_quantity(target, "value", path))
+        return MetricTarget(kind, average_value=read_quantity(target, "averageValue", path))
+    return MetricTarget(kind, value=read_quantity(target, "value", path))
 
 
 def _parse_resource(raw: Any, path: str) -> ResourceMetric:
-    res = _mapping(raw, path)
-    name = _str(res, "name", path)
+    res = mapping(raw, path)
+    name = read_str(res, "name", path)
     if name not in RESOURCE_NAMES:
         raise SpecError(f"{path}.name", f"must be one of cpu | memory, got {name!r}")
-    container = _str(res, "container", path, required=False) or None
+    container = read_str(res, "container", path, required=False) or None
     target = _parse_target(
         res.get("target"),
         f"{path}.target",
@@ -474,12 +343,12 @@ def _parse_resource(raw: Any, path: str) -> ResourceMetric:
 
 
 def _parse_prometheus(raw: Any, path: str) -> PrometheusMetric:
-    prom = _mapping(raw, path)
-    query = _str(prom, "query", path, max_len=4096)
+    prom = mapping(raw, path)
+    query = read_str(prom, "query", path, max_len=4096)
     target = _parse_target(
         prom.get("target"), f"{path}.target", (MetricTargetType.AVERAGE_VALUE, MetricTargetType.VALUE)
     )
-    server = _str(prom, "serverAddress", path, required=False, max_len=2048) or None
+    server = read_str(prom, "serverAddress", path, required=False, max_len=2048) or None
     return PrometheusMetric(query=query, target=target, server_address=server)
 
 
@@ -505,14 +374,14 @@ def _parse_buffer_size(raw: Any, path: str) -> BufferSize:
 
 
 def _parse_buffer(raw: Any, path: str) -> BufferMetric:
-    buf = _mapping(raw, path)
-    used = _str(buf, "usedQuery", path, max_len=4096)
+    buf = mapping(raw, path)
+    used = read_str(buf, "usedQuery", path, max_len=4096)
     has_per_replica = buf.get("capacityPerReplica") not in (None, "")
     has_query = buf.get("capacityQuery") not in (None, "")
     if has_per_replica == has_query:
         raise SpecError(path, "exactly one of capacityPerReplica / capacityQuery must be set")
-    per_replica = _quantity(buf, "capacityPerReplica", path) if has_per_replica else None
-    cap_query = _str(buf, "capacityQuery", path, max_len=4096) if has_query else None
+    per_replica = read_quantity(buf, "capacityPerReplica", path) if has_per_replica else None
+    cap_query = read_str(buf, "capacityQuery", path, max_len=4096) if has_query else None
     size = _parse_buffer_size(buf.get("size"), f"{path}.size")
     return BufferMetric(
         used_query=used, size=size, capacity_per_replica=per_replica, capacity_query=cap_query
@@ -523,8 +392,8 @@ _MEMBERS = {MetricType.RESOURCE: "resource", MetricType.PROMETHEUS: "prometheus"
 
 
 def _parse_metric(raw: Any, path: str, index: int) -> MetricSpec:
-    entry = _mapping(raw, path)
-    kind = _enum(entry, "type", path, MetricType, None)
+    entry = mapping(raw, path)
+    kind = read_enum(entry, "type", path, MetricType, None)
     member = _MEMBERS[kind]
     for other in _MEMBERS.values():
         if other != member and entry.get(other) is not None:
@@ -546,21 +415,23 @@ def _parse_metric(raw: Any, path: str, index: int) -> MetricSpec:
 def _parse_rules(raw: Any, path: str, defaults: ScalingRules) -> ScalingRules:
     if raw is None:
         return defaults
-    rules = _mapping(raw, path)
-    window = _int(rules, "stabilizationWindowSeconds", path, defaults.stabilization_window_seconds, 0, 3600)
-    select = _enum(rules, "selectPolicy", path, SelectPolicy, SelectPolicy.MAX)
+    rules = mapping(raw, path)
+    window = read_int(
+        rules, "stabilizationWindowSeconds", path, defaults.stabilization_window_seconds, 0, 3600
+    )
+    select = read_enum(rules, "selectPolicy", path, SelectPolicy, SelectPolicy.MAX)
     policies = defaults.policies
     if rules.get("policies") is not None:
-        items = _list(rules["policies"], f"{path}.policies", 1, 10)
+        items = read_list(rules["policies"], f"{path}.policies", 1, 10)
         parsed = []
         for i, item in enumerate(items):
             p = f"{path}.policies[{i}]"
-            pol = _mapping(item, p)
+            pol = mapping(item, p)
             parsed.append(
                 ScalingPolicy(
-                    type=_enum(pol, "type", p, ScalingPolicyType, None),
-                    value=_int(pol, "value", p, None, 1),
-                    period_seconds=_int(pol, "periodSeconds", p, None, 1, 1800),
+                    type=read_enum(pol, "type", p, ScalingPolicyType, None),
+                    value=read_int(pol, "value", p, None, 1),
+                    period_seconds=read_int(pol, "periodSeconds", p, None, 1, 1800),
                 )
             )
         policies = tuple(parsed)
@@ -568,29 +439,29 @@ def _parse_rules(raw: Any, path: str, defaults: ScalingRules) -> ScalingRules:
 
 
 def _parse_horizontal(raw: Any, path: str) -> HorizontalSpec:
-    hor = _mapping(raw, path)
-    items = _list(hor.get("metrics"), f"{path}.metrics", 1, 16) if "metrics" in hor else None
+    hor = mapping(raw, path)
+    items = read_list(hor.get("metrics"), f"{path}.metrics", 1, 16) if "metrics" in hor else None
     if items is None:
         raise SpecError(f"{path}.metrics", "is required")
     metrics = tuple(_parse_metric(item, f"{path}.metrics[{i}]", i) for i, item in enumerate(items))
-    min_replicas = _int(hor, "minReplicas", path, 1, 0)
-    max_replicas = _int(hor, "maxReplicas", path, None, 1, 10000)
+    min_replicas = read_int(hor, "minReplicas", path, 1, 0)
+    max_replicas = read_int(hor, "maxReplicas", path, None, 1, 10000)
     if min_replicas > max_replicas:
         raise SpecError(f"{path}.minReplicas", f"must be <= maxReplicas ({max_replicas}), got {min_replicas}")
     if min_replicas == 0 and all(m.type is MetricType.RESOURCE for m in metrics):
         # Resource metrics come from running pods: at zero pods there is nothing to measure.
         raise SpecError(f"{path}.minReplicas", "0 is allowed only with a Prometheus or Buffer metric")
 
-    tol_raw = _opt_mapping(hor, "tolerance", path)
+    tol_raw = opt_mapping(hor, "tolerance", path)
     tolerance = Tolerance()
     if tol_raw is not None:
         tp = f"{path}.tolerance"
         tolerance = Tolerance(
-            scale_up=_float(tol_raw, "scaleUp", tp, 0.1, lo=0.0, hi=1.0, hi_open=True),
-            scale_down=_float(tol_raw, "scaleDown", tp, 0.1, lo=0.0, hi=1.0, hi_open=True),
+            scale_up=read_float(tol_raw, "scaleUp", tp, 0.1, lo=0.0, hi=1.0, hi_open=True),
+            scale_down=read_float(tol_raw, "scaleDown", tp, 0.1, lo=0.0, hi=1.0, hi_open=True),
         )
 
-    beh_raw = _opt_mapping(hor, "behavior", path)
+    beh_raw = opt_mapping(hor, "behavior", path)
     behavior = Behavior()
     if beh_raw is not None:
         bp = f"{path}.behavior"
@@ -600,22 +471,22 @@ def _parse_horizontal(raw: Any, path: str) -> HorizontalSpec:
         )
 
     predictive = None
-    pred_raw = _opt_mapping(hor, "predictive", path)
+    pred_raw = opt_mapping(hor, "predictive", path)
     if pred_raw is not None:
         pp = f"{path}.predictive"
-        lookahead = _duration(pred_raw, "lookahead", pp, 60.0, 1.0, 3600.0)
-        history = _duration(pred_raw, "history", pp, max(1800.0, 2 * lookahead), 1.0, 86400.0)
+        lookahead = read_duration(pred_raw, "lookahead", pp, 60.0, 1.0, 3600.0)
+        history = read_duration(pred_raw, "history", pp, max(1800.0, 2 * lookahead), 1.0, 86400.0)
         if history < 2 * lookahead:
             raise SpecError(f"{pp}.history", "must be at least 2 * lookahead")
         predictive = Predictive(lookahead=lookahead, history=history)
 
     fallback = None
-    fb_raw = _opt_mapping(hor, "fallback", path)
+    fb_raw = opt_mapping(hor, "fallback", path)
     if fb_raw is not None:
         fp = f"{path}.fallback"
         fallback = Fallback(
-            failure_threshold=_int(fb_raw, "failureThreshold", fp, 3, 1),
-            replicas=_int(fb_raw, "replicas", fp, None, 0),
+            failure_threshold=read_int(fb_raw, "failureThreshold", fp, 3, 1),
+            replicas=read_int(fb_raw, "replicas", fp, None, 0),
         )
 
     return HorizontalSpec(
@@ -632,21 +503,23 @@ def _parse_horizontal(raw: Any, path: str) -> HorizontalSpec:
 def _parse_amounts(raw: Any, path: str) -> ResourceAmounts:
     if raw is None:
         return ResourceAmounts()
-    amounts = _mapping(raw, path)
+    amounts = mapping(raw, path)
     for key in amounts:
         if key not in RESOURCE_NAMES:
             raise SpecError(f"{path}.{key}", "only cpu and memory are supported")
-    cpu = _quantity(amounts, "cpu", path, positive=False) if amounts.get("cpu") is not None else None
-    memory = _quantity(amounts, "memory", path, positive=False) if amounts.get("memory") is not None else None
+    cpu = read_quantity(amounts, "cpu", path, positive=False) if amounts.get("cpu") is not None else None
+    memory = (
+        read_quantity(amounts, "memory", path, positive=False) if amounts.get("memory") is not None else None
+    )
     return ResourceAmounts(cpu=cpu, memory=memory)
 
 
 def _parse_container_policy(raw: Any, path: str) -> ContainerPolicy:
-    pol = _mapping(raw, path)
+    pol = mapping(raw, path)
     resources: tuple[str, ...] = RESOURCE_NAMES
     if pol.get("controlledResources") is not None:
         rp = f"{path}.controlledResources"
-        items = _list(pol["controlledResources"], rp, 1, 2)
+        items = read_list(pol["controlledResources"], rp, 1, 2)
         for i, item in enumerate(items):
             if item not in RESOURCE_NAMES:
                 raise SpecError(f"{rp}[{i}]", f"must be one of cpu | memory, got {item!r}")
@@ -660,10 +533,10 @@ def _parse_container_policy(raw: Any, path: str) -> ContainerPolicy:
         if lo is not None and hi is not None and hi < lo:
             raise SpecError(f"{path}.maxAllowed.{res}", "must be >= minAllowed")
     return ContainerPolicy(
-        container_name=_str(pol, "containerName", path),
-        mode=_enum(pol, "mode", path, ContainerPolicyMode, ContainerPolicyMode.AUTO),
+        container_name=read_str(pol, "containerName", path),
+        mode=read_enum(pol, "mode", path, ContainerPolicyMode, ContainerPolicyMode.AUTO),
         controlled_resources=resources,
-        controlled_values=_enum(
+        controlled_values=read_enum(
             pol, "controlledValues", path, ControlledValues, ControlledValues.REQUESTS_AND_LIMITS
         ),
         min_allowed=min_allowed,
@@ -672,30 +545,30 @@ def _parse_container_policy(raw: Any, path: str) -> ContainerPolicy:
 
 
 def _parse_vertical(raw: Any, path: str) -> VerticalSpec:
-    ver = _mapping(raw, path)
+    ver = mapping(raw, path)
     policies: tuple[ContainerPolicy, ...] = ()
     if ver.get("containerPolicies") is not None:
         cp = f"{path}.containerPolicies"
-        items = _list(ver["containerPolicies"], cp, 0, 32)
+        items = read_list(ver["containerPolicies"], cp, 0, 32)
         policies = tuple(_parse_container_policy(item, f"{cp}[{i}]") for i, item in enumerate(items))
         names = [p.container_name for p in policies]
         for i, name in enumerate(names):
             if name in names[:i]:
                 raise SpecError(f"{cp}[{i}].containerName", f"duplicate container {name!r}")
-    target = _float(ver, "targetPercentile", path, 0.9, lo=0.0, hi=1.0, lo_open=True)
+    target = read_float(ver, "targetPercentile", path, 0.9, lo=0.0, hi=1.0, lo_open=True)
     # Unset bounds follow a custom target (like the CRD, only explicitly set pairs are compared).
-    lower = _float(ver, "lowerBoundPercentile", path, min(0.5, target), lo=0.0, hi=1.0, lo_open=True)
-    upper = _float(ver, "upperBoundPercentile", path, max(0.95, target), lo=0.0, hi=1.0, lo_open=True)
+    lower = read_float(ver, "lowerBoundPercentile", path, min(0.5, target), lo=0.0, hi=1.0, lo_open=True)
+    upper = read_float(ver, "upperBoundPercentile", path, max(0.95, target), lo=0.0, hi=1.0, lo_open=True)
     if not lower <= target <= upper:
         raise SpecError(path, "percentiles must satisfy lowerBound <= target <= upperBound")
     return VerticalSpec(
-        update_mode=_enum(ver, "updateMode", path, UpdateMode, UpdateMode.OFF),
-        half_life=_duration(ver, "halfLife", path, 24 * 3600.0, 1.0, 365 * 86400.0),
+        update_mode=read_enum(ver, "updateMode", path, UpdateMode, UpdateMode.OFF),
+        half_life=read_duration(ver, "halfLife", path, 24 * 3600.0, 1.0, 365 * 86400.0),
         target_percentile=target,
         lower_bound_percentile=lower,
         upper_bound_percentile=upper,
-        safety_margin_fraction=_float(ver, "safetyMarginFraction", path, 0.15, lo=0.0, hi=1.0),
-        min_change_fraction=_float(ver, "minChangeFraction", path, 0.1, lo=0.0, hi=1.0, hi_open=True),
+        safety_margin_fraction=read_float(ver, "safetyMarginFraction", path, 0.15, lo=0.0, hi=1.0),
+        min_change_fraction=read_float(ver, "minChangeFraction", path, 0.1, lo=0.0, hi=1.0, hi_open=True),
         container_policies=policies,
     )
 
@@ -703,12 +576,12 @@ def _parse_vertical(raw: Any, path: str) -> VerticalSpec:
 def parse_policy_spec(spec: Mapping[str, Any]) -> PolicySpec:
     """Parse and validate ``AutoScalePolicy.spec``; raise SpecError naming the field on bad input."""
     path = "spec"
-    root = _mapping(spec, path)
+    root = mapping(spec, path)
     if root.get("scaleTargetRef") is None:
         raise SpecError(f"{path}.scaleTargetRef", "is required")
     target_ref = _parse_target_ref(root["scaleTargetRef"], f"{path}.scaleTargetRef")
-    mode = _enum(root, "mode", path, Mode, Mode.ACTIVE)
-    interval = _duration(root, "interval", path, 15.0, 1.0, 3600.0)
+    mode = read_enum(root, "mode", path, Mode, Mode.ACTIVE)
+    interval = read_duration(root, "interval", path, 15.0, 1.0, 3600.0)
     horizontal = (
         _parse_horizontal(root["horizontal"], f"{path}.horizontal")
         if root.get("horizontal") is not None
