@@ -260,7 +260,11 @@ def _with(path: str, value: Any) -> dict[str, Any]:
             "0%",
             "spec.horizontal.metrics[2].buffer.size: percent must be in [1%, 1000%]",
         ),
-        ("horizontal.metrics.2.buffer.size", "lots", "buffer.size: must be an absolute quantity or '<int>%'"),
+        (
+            "horizontal.metrics.2.buffer.size",
+            "lots",
+            "buffer.size: must be free slots ('50') or a percent of used ('25%')",
+        ),
         ("horizontal.metrics.2.buffer.size", None, "buffer.size: is required"),
         ("horizontal.tolerance", {"scaleUp": 1}, "spec.horizontal.tolerance.scaleUp: must be in [0, 1)"),
         (

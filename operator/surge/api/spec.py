@@ -2,17 +2,21 @@
 
 Every error names the offending field, e.g.
 ``spec.horizontal.metrics[1].prometheus.query: must not be empty``.
-Unknown keys are ignored (the structural CRD prunes them before they reach us), except inside a
-metric entry, where only the member named by ``type`` may be present.
+Validation mirrors the CRD (crds/); its table tests/integration/crd_cases.yaml also runs through
+this parser in tests/unit/test_crd_contract.py. Unknown keys are ignored (the API server rejects or
+prunes them before they reach us), except inside a metric entry, where only the member named by
+``type`` may be present.
 Quantities are stored as floats in base units: CPU in cores, memory in bytes, durations in seconds.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+from urllib.parse import urlparse
 
 from surge.api._fields import (
     SpecError,
@@ -26,7 +30,6 @@ from surge.api._fields import (
     read_quantity,
     read_str,
 )
-from surge.api.quantity import quantity_to_float
 
 __all__ = [
     "Behavior",
@@ -308,10 +311,37 @@ class PolicySpec:
 def _parse_target_ref(raw: Any, path: str) -> ScaleTargetRef:
     ref = mapping(raw, path)
     return ScaleTargetRef(
-        api_version=read_str(ref, "apiVersion", path),
-        kind=read_str(ref, "kind", path),
-        name=read_str(ref, "name", path),
+        api_version=_check(
+            read_str(ref, "apiVersion", path),
+            _API_VERSION_RE,
+            f"{path}.apiVersion",
+            "an API version like apps/v1",
+        ),
+        kind=_check(
+            read_str(ref, "kind", path, max_len=63), _KIND_RE, f"{path}.kind", "a kind like Deployment"
+        ),
+        name=_check(read_str(ref, "name", path), _DNS_SUBDOMAIN_RE, f"{path}.name", "a DNS subdomain name"),
     )
+
+
+_BUFFER_SIZE_RE = re.compile(r"^[0-9]{1,7}%?$")  # same pattern as the CRD
+_DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_KIND_RE = re.compile(r"^[A-Z][A-Za-z0-9]*$")
+_API_VERSION_RE = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?v[0-9]+((alpha|beta)[0-9]+)?$"
+)
+_TARGET_MEMBERS = {
+    "averageUtilization": MetricTargetType.UTILIZATION,
+    "averageValue": MetricTargetType.AVERAGE_VALUE,
+    "value": MetricTargetType.VALUE,
+}
+
+
+def _check(value: str, pattern: re.Pattern[str], path: str, what: str) -> str:
+    if not pattern.match(value):
+        raise SpecError(path, f"must be {what}, got {value!r}")
+    return value
 
 
 def _parse_target(raw: Any, path: str, allowed: tuple[MetricTargetType, ...]) -> MetricTarget:
@@ -319,6 +349,9 @@ def _parse_target(raw: Any, path: str, allowed: tuple[MetricTargetType, ...]) ->
     kind = read_enum(target, "type", path, MetricTargetType, None)
     if kind not in allowed:
         raise SpecError(f"{path}.type", f"must be one of {' | '.join(allowed)}, got {kind.value!r}")
+    for member, owner in _TARGET_MEMBERS.items():
+        if owner is not kind and target.get(member) is not None:
+            raise SpecError(f"{path}.{member}", f"is only allowed with target type {owner.value}")
     if kind is MetricTargetType.UTILIZATION:
         return MetricTarget(
             kind, average_utilization=read_int(target, "averageUtilization", path, None, 1, 1000)
@@ -333,7 +366,9 @@ def _parse_resource(raw: Any, path: str) -> ResourceMetric:
     name = read_str(res, "name", path)
     if name not in RESOURCE_NAMES:
         raise SpecError(f"{path}.name", f"must be one of cpu | memory, got {name!r}")
-    container = read_str(res, "container", path, required=False) or None
+    container = read_str(res, "container", path, required=False, max_len=63) or None
+    if container is not None:
+        _check(container, _DNS_LABEL_RE, f"{path}.container", "a container name (DNS label)")
     target = _parse_target(
         res.get("target"),
         f"{path}.target",
@@ -349,28 +384,27 @@ def _parse_prometheus(raw: Any, path: str) -> PrometheusMetric:
         prom.get("target"), f"{path}.target", (MetricTargetType.AVERAGE_VALUE, MetricTargetType.VALUE)
     )
     server = read_str(prom, "serverAddress", path, required=False, max_len=2048) or None
+    if server is not None:
+        url = urlparse(server)
+        if url.scheme not in ("http", "https") or not url.netloc:
+            raise SpecError(f"{path}.serverAddress", f"must be an http(s) URL, got {server!r}")
     return PrometheusMetric(query=query, target=target, server_address=server)
 
 
 def _parse_buffer_size(raw: Any, path: str) -> BufferSize:
-    if isinstance(raw, str) and raw.strip().endswith("%"):
-        text = raw.strip()[:-1]
-        try:
-            percent = float(text)
-        except ValueError:
-            raise SpecError(path, f"must be an absolute quantity or '<int>%', got {raw!r}") from None
-        if not 1 <= percent <= 1000:
-            raise SpecError(path, f"percent must be in [1%, 1000%], got {raw!r}")
-        return BufferSize(percent=percent)
     if raw is None:
         raise SpecError(path, "is required")
-    try:
-        absolute = quantity_to_float(raw)
-    except ValueError:
-        raise SpecError(path, f"must be an absolute quantity or '<int>%', got {raw!r}") from None
-    if absolute < 0:
-        raise SpecError(path, f"must be >= 0, got {raw!r}")
-    return BufferSize(absolute=absolute)
+    text = str(raw) if isinstance(raw, int) and not isinstance(raw, bool) else raw
+    if not isinstance(text, str) or not _BUFFER_SIZE_RE.match(text):
+        raise SpecError(path, f"must be free slots ('50') or a percent of used ('25%'), got {raw!r}")
+    if text.endswith("%"):
+        percent = int(text[:-1])
+        if not 1 <= percent <= 1000:
+            raise SpecError(path, f"percent must be in [1%, 1000%], got {raw!r}")
+        return BufferSize(percent=float(percent))
+    if int(text) < 1:
+        raise SpecError(path, f"an absolute buffer size must be at least 1 free slot, got {raw!r}")
+    return BufferSize(absolute=float(text))
 
 
 def _parse_buffer(raw: Any, path: str) -> BufferMetric:
@@ -500,18 +534,24 @@ def _parse_horizontal(raw: Any, path: str) -> HorizontalSpec:
     )
 
 
-def _parse_amounts(raw: Any, path: str) -> ResourceAmounts:
+def _parse_amounts(raw: Any, path: str, *, positive: bool) -> ResourceAmounts:
     if raw is None:
         return ResourceAmounts()
     amounts = mapping(raw, path)
     for key in amounts:
         if key not in RESOURCE_NAMES:
             raise SpecError(f"{path}.{key}", "only cpu and memory are supported")
-    cpu = read_quantity(amounts, "cpu", path, positive=False) if amounts.get("cpu") is not None else None
+    cpu = read_quantity(amounts, "cpu", path, positive=positive) if amounts.get("cpu") is not None else None
     memory = (
-        read_quantity(amounts, "memory", path, positive=False) if amounts.get("memory") is not None else None
+        read_quantity(amounts, "memory", path, positive=positive)
+        if amounts.get("memory") is not None
+        else None
     )
     return ResourceAmounts(cpu=cpu, memory=memory)
+
+
+def _container_name(name: str, path: str) -> str:
+    return name if name == "*" else _check(name, _DNS_LABEL_RE, path, "'*' or a container name (DNS label)")
 
 
 def _parse_container_policy(raw: Any, path: str) -> ContainerPolicy:
@@ -526,14 +566,16 @@ def _parse_container_policy(raw: Any, path: str) -> ContainerPolicy:
         if len(set(items)) != len(items):
             raise SpecError(rp, "entries must be unique")
         resources = tuple(items)
-    min_allowed = _parse_amounts(pol.get("minAllowed"), f"{path}.minAllowed")
-    max_allowed = _parse_amounts(pol.get("maxAllowed"), f"{path}.maxAllowed")
+    min_allowed = _parse_amounts(pol.get("minAllowed"), f"{path}.minAllowed", positive=False)
+    max_allowed = _parse_amounts(pol.get("maxAllowed"), f"{path}.maxAllowed", positive=True)  # like the CRD
     for res in RESOURCE_NAMES:
         lo, hi = min_allowed.get(res), max_allowed.get(res)
         if lo is not None and hi is not None and hi < lo:
             raise SpecError(f"{path}.maxAllowed.{res}", "must be >= minAllowed")
     return ContainerPolicy(
-        container_name=read_str(pol, "containerName", path),
+        container_name=_container_name(
+            read_str(pol, "containerName", path, max_len=63), f"{path}.containerName"
+        ),
         mode=read_enum(pol, "mode", path, ContainerPolicyMode, ContainerPolicyMode.AUTO),
         controlled_resources=resources,
         controlled_values=read_enum(
