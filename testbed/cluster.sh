@@ -27,7 +27,14 @@ export KWOK_RUNTIME=binary # auto-detection would try the docker client, which h
 export PATH=$bin:$PATH     # kwokctl renders the metrics-server kustomization with kubectl
 
 log() { printf '[cluster %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+die() {
+  log "ERROR: $*"
+  local f
+  for f in "$KWOK_WORKDIR/clusters/$name"/logs/*.log "$prom_dir/prometheus.log"; do
+    [[ -s "$f" ]] && { echo "--- last lines of $f" >&2; tail -n 5 "$f" >&2; }
+  done
+  exit 1
+}
 
 kc() { "$bin/kubectl" --kubeconfig "$kubeconfig" "$@"; }
 
@@ -82,13 +89,14 @@ componentsPatches:
     value: Hostname
     override: true
   - key: metric-resolution
-    value: 5s
+    value: 10s # metrics-server refuses less than 10s
     override: true
+  - key: kubelet-request-timeout
+    value: 5s # must stay below the resolution
 - name: kube-controller-manager
   extraArgs:
   - key: horizontal-pod-autoscaler-sync-period
-    value: ${SURGE_HPA_SYNC_PERIOD:-15s}
-    override: true
+    value: ${SURGE_HPA_SYNC_PERIOD:-15s} # not among kwokctl's own flags: appended, not overridden
 EOF
 }
 
@@ -105,6 +113,8 @@ metadata:
   annotations:
     kwok.x-k8s.io/node: fake
     node.alpha.kubernetes.io/ttl: "0"
+    # KWOK serves each node's kubelet resource metrics under its own path on one loopback port.
+    metrics.k8s.io/resource-metrics-path: /metrics/nodes/kwok-node-$i/metrics/resource
   labels:
     kubernetes.io/hostname: kwok-node-$i
     kubernetes.io/os: linux

@@ -26,6 +26,7 @@ CLUSTER_SH = ROOT / "testbed" / "cluster.sh"
 
 @dataclass(frozen=True)
 class Testbed:
+    __test__ = False  # not a test class, despite the name
     kubeconfig: Path
     prometheus_url: str
     targets_dir: Path

@@ -43,6 +43,20 @@ def test_deployment_pods_are_scheduled_on_kwok_nodes_and_become_ready(
     assert status.ready_replicas == 3
 
 
+def test_nodes_expose_only_loopback_addresses(k8s_api: client.ApiClient) -> None:
+    """metrics-server dials node addresses: none may point anywhere but this machine."""
+    import ipaddress
+
+    nodes = client.CoreV1Api(k8s_api).list_node(label_selector="type=kwok").items
+    assert len(nodes) >= 1
+    for node in nodes:
+        for addr in node.status.addresses or []:
+            if addr.type == "Hostname":
+                assert addr.address == "localhost", addr
+            else:
+                assert ipaddress.ip_address(addr.address).is_loopback, (node.metadata.name, addr)
+
+
 def _pod_metrics(k8s_api: client.ApiClient, namespace: str) -> dict[str, dict[str, str]]:
     raw = client.CustomObjectsApi(k8s_api).list_namespaced_custom_object(
         "metrics.k8s.io", "v1beta1", namespace, "pods"
