@@ -9,7 +9,7 @@ import pytest
 from surge.api.quantity import format_cpu, format_memory
 from surge.api.spec import ResourceAmounts, VerticalSpec
 from surge.decision.histogram import CPU_HISTOGRAM, MEMORY_HISTOGRAM, DecayingHistogram, HistogramOptions
-from surge.decision.model import ContainerResources, Observation, OOMEvent, PodUsage
+from surge.decision.model import ContainerResources, MetricError, Observation, OOMEvent, PodUsage
 from surge.decision.vertical import (
     VerticalOutcome,
     VerticalState,
@@ -294,6 +294,20 @@ def test_repeated_samples_are_not_double_counted() -> None:
     twice = vertical_step(once.state, vs, obs, 116)
     assert twice.state.containers["app"].cpu_samples == 1
     assert twice.state.containers["app"].cpu == once.state.containers["app"].cpu
+
+
+def test_failed_fetch_keeps_the_dedup_marks() -> None:
+    vs = vspec()
+    metrics = {"p0": PodUsage(100.0, {"app": ResourceAmounts(cpu=0.5, memory=100 * MI)})}
+    first = vertical_step(
+        VerticalState(), vs, Observation(1, pod_metrics=metrics, containers=template()), 101
+    )
+    failed = vertical_step(
+        first.state, vs, Observation(1, pod_metrics=MetricError("down"), containers=template()), 116
+    )
+    assert failed.state.seen == first.state.seen
+    again = vertical_step(failed.state, vs, Observation(1, pod_metrics=metrics, containers=template()), 131)
+    assert again.state.containers["app"].cpu_samples == 1
 
 
 def test_memory_keeps_one_peak_per_window() -> None:

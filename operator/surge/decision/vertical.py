@@ -221,6 +221,8 @@ def add_observation(state: VerticalState, spec: VerticalSpec, obs: Observation, 
     requests_by_pod = {p.name: p.requests for p in obs.pods}
 
     pod_metrics = obs.pod_metrics if not isinstance(obs.pod_metrics, MetricError) else None
+    if pod_metrics is None:
+        seen = dict(state.seen)  # a failed fetch must not make old samples look new next time
     for pod, usage in sorted((pod_metrics or {}).items()):
         previous = state.seen.get(pod)
         seen[pod] = max(usage.timestamp, previous or usage.timestamp)
