@@ -1,0 +1,71 @@
+"""Command line: `surge run` starts the operator; `surge version` prints the version. Parsing only."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from surge import __version__
+from surge.config import OperatorConfig
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="surge", description="Surge autoscaler for bursty workloads")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the operator")
+    defaults = OperatorConfig.from_env()
+    run.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=list(defaults.namespaces),
+        help="watch only this namespace (repeatable); default: all namespaces",
+    )
+    run.add_argument(
+        "--kubeconfig", default=defaults.kubeconfig, help="kubeconfig file (default: in-cluster)"
+    )
+    run.add_argument(
+        "--prometheus-url", default=defaults.prometheus_url, help="default Prometheus for PromQL"
+    )
+    run.add_argument(
+        "--liveness", default="", help="kopf liveness endpoint, e.g. http://0.0.0.0:8080/healthz"
+    )
+    run.add_argument("--metrics-port", type=int, default=0, help="serve the operator's /metrics on this port")
+    run.add_argument("--log-format", choices=("text", "json"), default="text")
+    run.add_argument("-v", "--verbose", action="store_true")
+    sub.add_parser("version", help="print the version")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> OperatorConfig:
+    base = OperatorConfig.from_env()
+    return OperatorConfig(
+        prometheus_url=args.prometheus_url,
+        namespaces=tuple(args.namespace),
+        kubeconfig=args.kubeconfig,
+        liveness=args.liveness,
+        metrics_port=args.metrics_port,
+        event_repeat_seconds=base.event_repeat_seconds,
+        prometheus_timeout=base.prometheus_timeout,
+        log_json=args.log_format == "json",
+        verbose=args.verbose,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "version":
+        print(__version__)
+        return 0
+    cfg = config_from_args(args)
+    from surge.handlers import run_operator  # kopf is imported only when the operator runs
+
+    logging.basicConfig(level=logging.DEBUG if cfg.verbose else logging.INFO)
+    run_operator(cfg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""kopf wiring: start-up, the per-policy loop (a daemon), and indexes for conflict detection.
+
+The only module besides cli.py that imports kopf. Dependencies live in kopf's memo (set at start-up, or
+passed in by tests), so nothing here reaches for module globals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import kopf
+
+from surge.actuation.actuator import KubeActuator
+from surge.actuation.target import Discovery, TargetRef
+from surge.config import OperatorConfig
+from surge.events import EventRecorder
+from surge.kube import api_client
+from surge.metrics.pods import PodSource
+from surge.metrics.prometheus import PrometheusSource
+from surge.metrics.resource import PodMetricsSource
+from surge.observability import TICK_SECONDS, serve_metrics
+from surge.policy_store import GROUP, PLURAL, VERSION, PolicyStore
+from surge.reconcile import (
+    DEFAULT_INTERVAL,
+    ConflictFinder,
+    Dependencies,
+    PolicyMemory,
+    PolicyObject,
+    reconcile_once,
+)
+
+log = logging.getLogger("surge")
+
+FINALIZER = "autoscaling.surge.dev/finalizer"
+
+
+def build_dependencies(cfg: OperatorConfig) -> Dependencies:
+    api = api_client(cfg.kubeconfig)
+    return Dependencies(
+        api=api,
+        discovery=Discovery(api),
+        pods=PodSource(api),
+        pod_metrics=PodMetricsSource(api),
+        prometheus=PrometheusSource(cfg.prometheus_url, timeout=cfg.prometheus_timeout),
+        actuator=KubeActuator(api),
+        events=EventRecorder(api, repeat_after=cfg.event_repeat_seconds),
+        store=PolicyStore(api),
+    )
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    cfg: OperatorConfig = memo.get("config") or OperatorConfig.from_env()
+    memo["config"] = cfg
+    # kopf would post an Event per handler run; at a 1 s interval that floods the API. Ours are deduplicated.
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = cfg.watch_timeout
+    settings.persistence.finalizer = FINALIZER
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=cfg.io_threads, thread_name_prefix="surge-io")
+    )
+    if "deps" not in memo:
+        memo["deps"] = await asyncio.to_thread(build_dependencies, cfg)
+    if cfg.metrics_port:
+        memo["metrics_server"] = await serve_metrics(cfg.metrics_port)
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    server = memo.get("metrics_server")
+    if server is not None:
+        await server.cleanup()
+
+
+@kopf.index("autoscaling", "v2", "horizontalpodautoscalers")
+def hpa_targets(
+    namespace: str | None, name: str, spec: kopf.Spec, **_: Any
+) -> dict[tuple[str, str, str], str]:
+    ref = spec.get("scaleTargetRef", {})
+    return {(namespace or "", ref.get("kind", ""), ref.get("name", "")): name}
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def policy_targets(
+    namespace: str | None, name: str, uid: str, spec: kopf.Spec, **_: Any
+) -> dict[tuple[str, str, str], tuple[str, str]]:
+    ref = spec.get("scaleTargetRef", {})
+    return {(namespace or "", ref.get("kind", ""), ref.get("name", "")): (uid, name)}
+
+
+def _conflict_finder(
+    hpas: kopf.Index[Any, str], policies: kopf.Index[Any, tuple[str, str]]
+) -> ConflictFinder:
+    def find(namespace: str, ref: TargetRef, policy_uid: str) -> list[str]:
+        key = (namespace, ref.kind, ref.name)
+        found = [f"HorizontalPodAutoscaler {h} also scales {ref}" for h in hpas.get(key, [])]
+        found += [
+            f"AutoScalePolicy {n} also scales {ref}" for uid, n in policies.get(key, []) if uid != policy_uid
+        ]
+        return sorted(found)
+
+    return find
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
+async def policy_loop(
+    stopped: kopf.DaemonStopped,
+    name: str,
+    namespace: str | None,
+    uid: str,
+    meta: kopf.Meta,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    memo: kopf.Memo,
+    **indexes: Any,
+) -> None:
+    """Evaluates one policy every spec.interval until the policy is deleted or the operator stops."""
+    deps: Dependencies = memo["deps"]
+    # kopf passes every index by its handler's name; they are filled before daemons start.
+    conflicts = _conflict_finder(indexes["hpa_targets"], indexes["policy_targets"])
+    memory = PolicyMemory()
+    # Spread the first ticks of many policies created at once (e.g. at operator start-up).
+    await stopped.wait(deps.rng.uniform(0, 1.0))
+    while not stopped:
+        # spec/meta/status are kopf's live views: each tick sees the latest object.
+        obj = PolicyObject(
+            namespace=namespace or "",
+            name=name,
+            uid=uid,
+            generation=int(meta.get("generation", 0)),
+            spec=dict(spec),
+            status=dict(status),
+            annotations=dict(meta.get("annotations", {})),
+        )
+        started = time.perf_counter()
+        try:
+            result = await reconcile_once(deps, obj, memory, conflicts)
+            next_in, outcome = result.next_in, result.outcome
+        except Exception:
+            log.exception("tick of %s/%s failed; retrying next interval", namespace, name)
+            next_in, outcome = DEFAULT_INTERVAL, "crash"
+        TICK_SECONDS.observe(time.perf_counter() - started, outcome)
+        await stopped.wait(next_in)
+
+
+def run_operator(cfg: OperatorConfig) -> None:
+    """Runs the operator in this thread until it is stopped (SIGINT/SIGTERM)."""
+    if cfg.kubeconfig:
+        os.environ["KUBECONFIG"] = cfg.kubeconfig  # kopf's own login reads it
+    memo = kopf.Memo(config=cfg)
+    kopf.run(
+        standalone=True,  # one replica (Deployment strategy Recreate): no peering objects needed
+        clusterwide=not cfg.namespaces,
+        namespaces=cfg.namespaces,
+        liveness_endpoint=cfg.liveness or None,
+        memo=memo,
+    )
