@@ -98,6 +98,12 @@ componentsPatches:
   - key: horizontal-pod-autoscaler-sync-period
     value: ${SURGE_HPA_SYNC_PERIOD:-15s} # not among kwokctl's own flags: appended, not overridden
 EOF
+  # Our own KWOK stages (resize-capable pods, nodes without IP addresses) replace kwokctl's defaults.
+  local f
+  for f in "$here"/stages/*.yaml; do
+    printf -- '---\n' >>"$state/kwokctl.yaml"
+    cat "$f" >>"$state/kwokctl.yaml"
+  done
 }
 
 # nodes_manifest N -> KWOK nodes without addresses, sized for ~500 small game-server pods each.
