@@ -60,13 +60,22 @@ def label_selector(selector: dict[str, Any]) -> str:
 
 
 def container_cpu_request_m(pod: dict[str, Any], container: str | None) -> float:
-    """The game container's current CPU request in millicores (pod spec; /resize changes it in place)."""
+    """The game container's CPU request in effect, in millicores.
+
+    That is the request the (simulated) kubelet reports as applied in status.containerStatuses[].resources,
+    which an in-place resize changes once actuated; before a status exists, the pod spec's request.
+    """
     containers = pod["spec"]["containers"]
-    chosen = next((c for c in containers if c["name"] == container), None) if container else containers[0]
-    if chosen is None:
-        return 0.0
-    cpu = ((chosen.get("resources") or {}).get("requests") or {}).get("cpu")
-    return v.parse_cpu_millis(cpu) if cpu else 0.0
+    name = container or containers[0]["name"]
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    for source in (
+        next((s for s in statuses if s.get("name") == name), None),
+        next((c for c in containers if c["name"] == name), None),
+    ):
+        cpu = (((source or {}).get("resources") or {}).get("requests") or {}).get("cpu")
+        if cpu:
+            return v.parse_cpu_millis(cpu)
+    return 0.0
 
 
 def is_ready(pod: dict[str, Any]) -> bool:

@@ -4,7 +4,7 @@ File formats (the same for built-ins and `--trace FILE`):
 
 CSV (``.csv``)::
 
-    # comment lines and an optional header are fine
+    # comment lines before the first point are the description; an optional header is fine
     seconds,players
     0,100
     60,100
@@ -109,9 +109,14 @@ def _number(value: Any, where: str) -> float:
 
 def parse_csv(text: str, name: str) -> Trace:
     points: list[tuple[float, float]] = []
+    description: list[str] = []
     for lineno, row in enumerate(csv.reader(io.StringIO(text)), start=1):
         cells = [c.strip() for c in row]
-        if not cells or not cells[0] or cells[0].startswith("#"):
+        if not cells or not cells[0]:
+            continue
+        if cells[0].startswith("#"):
+            if not points:
+                description.append(",".join(row).lstrip("#").strip())
             continue
         if len(cells) < 2:
             raise ValueError(f"{name}:{lineno}: expected 'seconds,players', got {row!r}")
@@ -120,7 +125,7 @@ def parse_csv(text: str, name: str) -> Trace:
         points.append(
             (_number(cells[0], f"{name}:{lineno} seconds"), _number(cells[1], f"{name}:{lineno} players"))
         )
-    return Trace(name, tuple(points))
+    return Trace(name, tuple(points), " ".join(d for d in description if d))
 
 
 def _looks_numeric(cell: str) -> bool:
