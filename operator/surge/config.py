@@ -43,4 +43,5 @@ class OperatorConfig:
             kubeconfig=os.environ.get("SURGE_KUBECONFIG", os.environ.get("KUBECONFIG", "")),
             event_repeat_seconds=_env_float("SURGE_EVENT_REPEAT_SECONDS", cls.event_repeat_seconds),
             prometheus_timeout=_env_float("SURGE_PROMETHEUS_TIMEOUT", cls.prometheus_timeout),
+            watch_timeout=int(_env_float("SURGE_WATCH_TIMEOUT", cls.watch_timeout)),
         )

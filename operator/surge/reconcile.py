@@ -189,6 +189,14 @@ async def reconcile_once(
     )
     memory.state = decision.state if applied else decision.unapplied_state
     memory.last_tick = now
+    for proposal in decision.proposals:
+        if not proposal.ok:  # deduplicated by the recorder: one Event per distinct error, not per tick
+            reason = (
+                "FailedGetResourceMetric"
+                if proposal.type is MetricType.RESOURCE
+                else "FailedGetPrometheusMetric"
+            )
+            await deps.events.warning(obj.ref, reason, f"{proposal.name}: {proposal.error}")
 
     for update in decision.conditions():
         st.set(update.type, update.status, update.reason, update.message)

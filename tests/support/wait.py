@@ -9,9 +9,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_until(
-    probe: Callable[[], T], *, timeout: float, what: str, interval: float = 0.5
-) -> T:
+def wait_until(probe: Callable[[], T], *, timeout: float, what: str, interval: float = 0.5) -> T:
     """Calls probe until it returns a truthy value and returns it; fails with `what` after `timeout` s.
 
     Exceptions from the probe count as "not yet" (the API may briefly refuse while something starts), and
@@ -25,9 +23,18 @@ def wait_until(
             last_value = probe()
             if last_value:
                 return last_value
-        except Exception as exc:  # noqa: BLE001 - any failure means "not yet"; reported at the deadline
+        except Exception as exc:
             last_error = exc
         if time.monotonic() >= deadline:
             detail = f"; last error: {last_error!r}" if last_error else f"; last value: {last_value!r}"
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
+        time.sleep(interval)
+
+
+def holds_for(probe: Callable[[], bool], *, seconds: float, what: str, interval: float = 0.5) -> None:
+    """Asserts that probe stays true for `seconds` (e.g. "replicas never change in DryRun")."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not probe():
+            raise AssertionError(f"{what} stopped holding")
         time.sleep(interval)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import ast
+import json
 import math
 import time
 from collections.abc import Callable
@@ -66,9 +68,11 @@ class PrometheusSource:
 
     def _query(self, query: str, url: str) -> Sample:
         try:
-            result = self._connection(url).custom_query(query, params={"timeout": f"{self._timeout}s"})
+            result = self._connection(url).custom_query(query, params={"timeout": f"{self._timeout:g}s"})
         except PrometheusApiClientException as exc:
-            raise MetricUnavailable(REASON, f"Prometheus refused the query: {_short(str(exc))}") from exc
+            raise MetricUnavailable(
+                REASON, f"Prometheus refused the query: {_server_error(str(exc))}"
+            ) from exc
         except requests.RequestException as exc:
             raise MetricUnavailable(REASON, f"Prometheus at {url} unreachable: {_short(str(exc))}") from exc
         sample = reduce_result(query, result)
@@ -78,6 +82,17 @@ class PrometheusSource:
 
     async def query(self, query: str, server: str | None = None) -> Sample:
         return await asyncio.to_thread(self._query, query, (server or self._default_url).rstrip("/"))
+
+
+def _server_error(text: str) -> str:
+    """Prometheus' own error text ("parse error: ...") out of the library's exception message."""
+    # The library formats the response body as a bytes literal: HTTP Status Code 400 (b'{"error": ...}')
+    start = text.find("b'")
+    try:
+        body = json.loads(ast.literal_eval(text[start : text.rindex("'") + 1]))
+        return _short(str(body["error"]))
+    except (ValueError, SyntaxError, KeyError, TypeError):
+        return _short(text)
 
 
 def _short(text: str, limit: int = 300) -> str:
