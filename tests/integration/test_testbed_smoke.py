@@ -82,7 +82,9 @@ def _mebibytes(q: str) -> float:
 def test_usage_annotations_reach_the_metrics_api(k8s_api: client.ApiClient, namespace: str) -> None:
     apps, core = client.AppsV1Api(k8s_api), client.CoreV1Api(k8s_api)
     apps.create_namespaced_deployment(namespace, deployment("usage", replicas=2))
-    pods = wait_until(lambda: len(p := ready_pods(core, namespace, "usage")) == 2 and p, timeout=60, what="pods")
+    pods = wait_until(
+        lambda: len(p := ready_pods(core, namespace, "usage")) == 2 and p, timeout=60, what="pods"
+    )
     wanted = {pods[0].metadata.name: (250.0, 300.0), pods[1].metadata.name: (700.0, 120.0)}
     for pod, (cpu_m, mem_mi) in wanted.items():
         set_usage(core, namespace, pod, cpu=f"{cpu_m:.0f}m", memory=f"{mem_mi:.0f}Mi")
@@ -104,7 +106,9 @@ def test_real_hpa_scales_up_when_usage_rises(k8s_api: client.ApiClient, namespac
     apps, core = client.AppsV1Api(k8s_api), client.CoreV1Api(k8s_api)
     auto = client.AutoscalingV2Api(k8s_api)
     apps.create_namespaced_deployment(namespace, deployment("hpa", replicas=2, cpu_request="100m"))
-    pods = wait_until(lambda: len(p := ready_pods(core, namespace, "hpa")) == 2 and p, timeout=60, what="pods")
+    pods = wait_until(
+        lambda: len(p := ready_pods(core, namespace, "hpa")) == 2 and p, timeout=60, what="pods"
+    )
     for pod in pods:  # 300% of the 100m request: the HPA must want 2 * 300/50 = 12 -> capped at 6
         set_usage(core, namespace, pod.metadata.name, cpu="300m", memory="50Mi")
     hpa: dict[str, Any] = {
