@@ -66,3 +66,36 @@ cluster-down: ## Stop the embedded cluster and Prometheus.
 
 cluster-status: ## Versions and health of every component.
 	bash testbed/cluster.sh status
+
+##@ Game and load
+# Added by the game/load work (issue 4): the game server and the load generator on their own. `make demo`
+# wires them to the operator. Knobs: LOAD_SCENARIO, LOAD_TIME_SCALE, LOAD_OUT, LOAD_NS, LOAD_DEPLOY.
+LOAD_SCENARIO ?= launch-spike
+LOAD_TIME_SCALE ?= 0.2
+LOAD_OUT ?= out/loadgen
+LOAD_NS ?= games
+LOAD_DEPLOY ?= arena
+.PHONY: game-server loadgen-scenarios loadgen-local loadgen-sim lint-game
+game-server: $(STAMP) ## Run one game server on 127.0.0.1:7000 (/metrics on :9100); GAME_ARGS="--cpu-request 1".
+	$(PY) -m surge_game $(GAME_ARGS)
+
+loadgen-scenarios: $(STAMP) ## List the built-in load scenarios.
+	$(PY) -m surge_loadgen scenarios
+
+loadgen-local: $(STAMP) ## Real plane: 2 local game servers + bots playing LOAD_SCENARIO (players x0.05).
+	@trap 'kill $$p1 $$p2 2>/dev/null || true' EXIT; \
+	$(PY) -m surge_game --port 7101 --metrics-port 9101 --cpu-request 250m 2>/dev/null & p1=$$!; \
+	$(PY) -m surge_game --port 7102 --metrics-port 9102 --cpu-request 250m 2>/dev/null & p2=$$!; \
+	for i in $$(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/7102) 2>/dev/null && break; sleep 0.1; done; \
+	$(PY) -m surge_loadgen run --plane real --servers 127.0.0.1:7101,127.0.0.1:7102 \
+	  --scenario $(LOAD_SCENARIO) --time-scale $(LOAD_TIME_SCALE) --players-scale 0.05 --out $(LOAD_OUT)-real
+
+loadgen-sim: $(STAMP) ## Sim plane on the embedded cluster: LOAD_SCENARIO against Deployment LOAD_NS/LOAD_DEPLOY.
+	eval "$$(bash testbed/cluster.sh env)"; export SURGE_KUBECONFIG SURGE_PROMETHEUS_TARGETS; \
+	$(PY) -m surge_loadgen run --plane sim --namespace $(LOAD_NS) --deployment $(LOAD_DEPLOY) \
+	  --scenario $(LOAD_SCENARIO) --time-scale $(LOAD_TIME_SCALE) --out $(LOAD_OUT)-sim
+
+lint-game: $(STAMP) ## ruff + mypy for the game server and the load generator.
+	$(VENV)/bin/ruff check gameserver loadgen
+	$(VENV)/bin/ruff format --check gameserver loadgen
+	$(VENV)/bin/mypy -p surge_game -p surge_loadgen

@@ -44,6 +44,7 @@ def render(path: Path, samples: Sequence[Sample], summary: Mapping[str, Any]) ->
             label="unserved",
         )
         ax_players.set_ylabel("players")
+        ax_players.set_ylim(bottom=0)
         ax_players.legend(loc="upper right", fontsize=8)
         ax_players.grid(alpha=0.3)
 
