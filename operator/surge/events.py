@@ -25,6 +25,25 @@ class ObjectRef:
     uid: str
 
 
+class RepeatFilter:
+    """Lets a key through at most once per `repeat_after` seconds; memory stays bounded."""
+
+    def __init__(self, repeat_after: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._repeat_after = repeat_after
+        self._clock = clock
+        self._last: dict[tuple[str, str, str], float] = {}
+
+    def due(self, key: tuple[str, str, str]) -> bool:
+        now = self._clock()
+        if now - self._last.get(key, float("-inf")) < self._repeat_after:
+            return False
+        self._last[key] = now
+        if len(self._last) > 10_000:
+            cutoff = now - self._repeat_after
+            self._last = {k: v for k, v in self._last.items() if v >= cutoff}
+        return True
+
+
 class EventRecorder:
     """Posts core/v1 Events; an identical (object, reason, message) within `repeat_after` s is dropped."""
 
@@ -36,20 +55,7 @@ class EventRecorder:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._core = client.CoreV1Api(api)
-        self._repeat_after = repeat_after
-        self._clock = clock
-        self._last: dict[tuple[str, str, str], float] = {}
-
-    def _due(self, obj: ObjectRef, reason: str, message: str) -> bool:
-        key = (obj.uid, reason, message)
-        now = self._clock()
-        if now - self._last.get(key, float("-inf")) < self._repeat_after:
-            return False
-        self._last[key] = now
-        if len(self._last) > 10_000:  # bounded memory for long-running operators
-            cutoff = now - self._repeat_after
-            self._last = {k: v for k, v in self._last.items() if v >= cutoff}
-        return True
+        self._repeats = RepeatFilter(repeat_after, clock)
 
     def _post(self, obj: ObjectRef, type_: str, reason: str, message: str) -> None:
         now = datetime.now(UTC)
@@ -79,7 +85,7 @@ class EventRecorder:
 
     async def emit(self, obj: ObjectRef, type_: str, reason: str, message: str) -> bool:
         """Posts unless it repeats a recent one; returns whether it was posted."""
-        if not self._due(obj, reason, message):
+        if not self._repeats.due((obj.uid, reason, message)):
             return False
         await asyncio.to_thread(self._post, obj, type_, reason, message)
         return True
