@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from surge_game import vocabulary as v
@@ -133,6 +134,8 @@ class SimPlane:
         self.rejected_total = 0
         self.dropped_total = 0
         self._selector: str | None = None
+        self._last_target = TargetState(desired=0, ready=())
+        self.read_errors_in_a_row = 0
         self._clock = time.monotonic
         self.registry = Registry()
         self._online = self.registry.gauge(v.PLAYERS_ONLINE, "Players currently in a session (simulated).")
@@ -199,8 +202,25 @@ class SimPlane:
             written.append(pod)
         return written
 
+    async def _target(self) -> TargetState:
+        """This step's view of the target; after a failed read, the last one (the API may blip)."""
+        try:
+            self._last_target = await asyncio.to_thread(self._read_target)
+            self.read_errors_in_a_row = 0
+        except (ApiException, OSError, urllib3.exceptions.HTTPError) as exc:
+            self.read_errors_in_a_row += 1
+            if self.read_errors_in_a_row in (1, 10, 100):
+                log.warning(
+                    "reading %s/%s failed (%d in a row): %s",
+                    self.namespace,
+                    self.deployment,
+                    self.read_errors_in_a_row,
+                    getattr(exc, "reason", exc),
+                )
+        return self._last_target
+
     async def step(self, t: float, demand: int) -> Sample:
-        target = await asyncio.to_thread(self._read_target)
+        target = await self._target()
         capacities = {p.name: self.cost.capacity(p.cpu_request_m) for p in target.ready}
         result = self.sessions.step(capacities, demand)
         self.rejected_total += result.rejected
