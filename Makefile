@@ -7,6 +7,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# The test bed's own kubectl (same version as the server); $$KUBECONFIG wins when set.
+KUBECTL = eval "$$(bash testbed/cluster.sh env)"; "$$SURGE_BIN_DIR/kubectl" --kubeconfig "$${KUBECONFIG:-$$SURGE_KUBECONFIG}"
 
 ##@ General
 .PHONY: help
@@ -41,6 +43,17 @@ lint: $(STAMP) ## ruff (incl. ASYNC) + import-linter layer contracts.
 
 typecheck: $(STAMP) ## mypy --strict.
 	$(VENV)/bin/mypy
+
+.PHONY: install uninstall run
+install: testbed ## Install the CRD into the cluster of KUBECONFIG (default: the embedded one).
+	$(KUBECTL) apply --server-side --force-conflicts -f crds/autoscaling.surge.dev_autoscalepolicies.yaml
+
+uninstall: testbed ## Remove the CRD (and with it every AutoScalePolicy).
+	$(KUBECTL) delete --ignore-not-found -f crds/autoscaling.surge.dev_autoscalepolicies.yaml
+
+run: $(STAMP) install ## Run the operator locally against the embedded cluster (all namespaces).
+	eval "$$(bash testbed/cluster.sh env)"; \
+	$(VENV)/bin/surge run --kubeconfig "$${KUBECONFIG:-$$SURGE_KUBECONFIG}" --prometheus-url "$$SURGE_PROMETHEUS_URL" --metrics-port 18080
 
 ##@ Tests
 .PHONY: test test-unit test-integration
