@@ -17,6 +17,11 @@ help: ## Show this help.
 	  /^[a-zA-Z_-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } \
 	  /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
 
+##@ Demo
+.PHONY: demo
+demo: setup testbed ## The launch-day spike on the embedded cluster with Surge scaling the fleet; prints summary + PNG.
+	bash scripts/demo.sh
+
 ##@ Set-up
 .PHONY: setup system-deps
 setup: $(STAMP) system-deps ## Create the virtualenv, install Python deps and system packages.
@@ -112,3 +117,16 @@ lint-game: $(STAMP) ## ruff + mypy for the game server and the load generator.
 	$(VENV)/bin/ruff check gameserver loadgen
 	$(VENV)/bin/ruff format --check gameserver loadgen
 	$(VENV)/bin/mypy -p surge_game -p surge_loadgen
+
+##@ Benchmarks
+# bench-scale (issue 5, part 2): 10/100/1000 policies on one operator process, on its OWN cluster
+# (surge-bench, Prometheus on 19091) so the shared test cluster is left alone; the cluster is torn down at
+# the end, also on failure. Results: bench/scale/results/*.json and bench/RESULTS.md ("Scale" section).
+# BENCH_SCALE_ARGS e.g. "--sizes 10,100 --window 120 --variants cpu,prometheus --profile 60".
+BENCH_SCALE_ENV := SURGE_CLUSTER_NAME=surge-bench SURGE_PROMETHEUS_PORT=19091 SURGE_NODES=4
+BENCH_SCALE_ARGS ?=
+.PHONY: bench-scale
+bench-scale: setup testbed ## Scale benchmark: 10/100/1000 policies at 15 s on one operator (own cluster).
+	@trap '$(BENCH_SCALE_ENV) bash testbed/cluster.sh down' EXIT; \
+	$(BENCH_SCALE_ENV) bash testbed/cluster.sh up; \
+	$(BENCH_SCALE_ENV) $(PY) -m bench.scale run $(BENCH_SCALE_ARGS)

@@ -25,6 +25,10 @@ prom_dir=$state/prometheus
 export KWOK_WORKDIR=$cache_root/kwok
 export KWOK_RUNTIME=binary # auto-detection would try the docker client, which has no engine here
 export PATH=$bin:$PATH     # kwokctl renders the metrics-server kustomization with kubectl
+# kwokctl adds its context to $KUBECONFIG (default ~/.kube/config) and switches the current context:
+# keep the user's file and current context untouched.
+mkdir -p "$cache_root/state"
+export KUBECONFIG=$cache_root/state/kwokctl-contexts.kubeconfig
 
 log() { printf '[cluster %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() {

@@ -70,6 +70,20 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         memo["metrics_server"] = await serve_metrics(cfg.metrics_port)
 
 
+@kopf.on.login()
+def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
+    """Logs kopf in to the same cluster as our own client.
+
+    kopf's default first tries the official client, whose default kubeconfig path is fixed when the module
+    is imported, so a KUBECONFIG set later would be ignored and ~/.kube/config's current context used.
+    """
+    cfg: OperatorConfig = memo.get("config") or OperatorConfig.from_env()
+    if cfg.kubeconfig:
+        os.environ["KUBECONFIG"] = cfg.kubeconfig
+        return kopf.login_with_kubeconfig(**kwargs)
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     server = memo.get("metrics_server")
