@@ -313,15 +313,14 @@ def prometheus_average_value_replicas(
     target = _positive_target("", target_average)
     if current_replicas == 0:
         replicas = math.ceil(Fraction(max(usage, 0), target))  # scale from zero
-        return ReplicaCalc(replicas, Fraction(usage, 1000), f"value {format_quantity(value)} at 0 replicas")
+        return ReplicaCalc(replicas, Fraction(usage, 1000), f"value {_human(value)} at 0 replicas")
     ratio = Fraction(usage, target * current_replicas)
     replicas = current_replicas
     if not is_within_tolerance(ratio, tolerance):
         replicas = math.ceil(Fraction(max(usage, 0), target))
     average = Fraction(math.ceil(Fraction(usage, current_replicas)), 1000)
     detail = (
-        f"value {format_quantity(value)} = {format_quantity(float(average))} per replica "
-        f"vs {format_quantity(target_average)} target"
+        f"value {_human(value)} = {_human(float(average))} per replica vs {_human(target_average)} target"
     )
     return ReplicaCalc(replicas, average, detail)
 
@@ -331,7 +330,7 @@ def prometheus_value_replicas(
 ) -> ReplicaCalc:
     """HPA External metric with Value: ceil(readyPods * value / target) unless within tolerance."""
     ratio = Fraction(_milli("", value), _positive_target("", target_value))
-    detail = f"value {format_quantity(value)} vs {format_quantity(target_value)} target"
+    detail = f"value {_human(value)} vs {_human(target_value)} target"
     if current_replicas == 0:
         return ReplicaCalc(max(math.ceil(ratio), 0), _frac(value), detail + " at 0 replicas")
     if is_within_tolerance(ratio, tolerance):
@@ -354,8 +353,8 @@ def buffer_replicas(*, used: float, size: BufferSize, capacity_per_replica: floa
     free = used_f * _frac(size.percent) / 100 if size.percent is not None else _frac(size.absolute or 0.0)
     replicas = math.ceil((used_f + free) / _frac(capacity_per_replica))
     detail = (
-        f"used {format_quantity(float(used_f))} + buffer {format_quantity(float(free))} "
-        f"at {format_quantity(capacity_per_replica)} per replica"
+        f"used {_human(float(used_f))} + buffer {_human(float(free))} "
+        f"at {_human(capacity_per_replica)} per replica"
     )
     return ReplicaCalc(replicas, used_f, detail)
 
@@ -489,3 +488,8 @@ def _value_text(metric: MetricSpec, value: Fraction) -> str:
     if metric.resource is not None and metric.resource.target.type is MetricTargetType.AVERAGE_VALUE:
         return format_memory(float(value)) if metric.resource.name == "memory" else format_cpu(float(value))
     return format_quantity(float(value))
+
+
+def _human(value: float) -> str:
+    """Numbers in reason texts: people read 72.4, not the quantity 72400m (status fields keep quantities)."""
+    return f"{value:.6g}" if abs(value) < 1e6 else f"{value:.0f}"
