@@ -130,3 +130,27 @@ bench-scale: setup testbed ## Scale benchmark: 10/100/1000 policies at 15 s on o
 	@trap '$(BENCH_SCALE_ENV) bash testbed/cluster.sh down' EXIT; \
 	$(BENCH_SCALE_ENV) bash testbed/cluster.sh up; \
 	$(BENCH_SCALE_ENV) $(PY) -m bench.scale run $(BENCH_SCALE_ARGS)
+
+##@ kind
+# kind path for Docker users (issue 4, part 5): the same launch spike with real pods and real traffic. Needs
+# docker, kind and kubectl (>= 1.33); nothing here uses the embedded cluster. Everything is in
+# scripts/kind-demo.sh (env knobs: KIND_CLUSTER_NAME, KIND_NODE_IMAGE, LOAD_SCENARIO, LOAD_TIME_SCALE,
+# LOAD_PLAYERS_SCALE, KIND_OUT); manifests in manifests/kind, docs in docs/kind.md.
+.PHONY: docker-build kind-up kind-load kind-deploy kind-demo kind-down
+docker-build: ## Build the images surge-operator:dev, surge-game:dev, surge-loadgen:dev with Docker.
+	bash scripts/kind-demo.sh build
+
+kind-up: ## Create the kind cluster (1 control plane + 2 workers; reused when it exists).
+	bash scripts/kind-demo.sh up
+
+kind-load: ## Load the three images into the kind cluster.
+	bash scripts/kind-demo.sh load
+
+kind-deploy: ## Apply the CRD and manifests/kind to the kind cluster and wait until everything is ready.
+	bash scripts/kind-demo.sh deploy
+
+kind-demo: ## kind: create cluster, build + load images, deploy, run the spike as a Job, print the summary.
+	bash scripts/kind-demo.sh demo
+
+kind-down: ## Delete the kind cluster.
+	bash scripts/kind-demo.sh down

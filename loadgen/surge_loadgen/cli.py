@@ -4,6 +4,7 @@
       --time-scale 0.2 --out DIR
   surge-loadgen run --plane real --servers 127.0.0.1:7000,127.0.0.1:7001 --scenario launch-spike \\
       --time-scale 0.1 --players-scale 0.05 --out DIR
+  surge-loadgen run --plane real --servers-from-k8s games/app=arena ...   # in a pod: the Ready game pods
   surge-loadgen scenarios                       # list the built-in scenarios
   surge-loadgen summarize DIR/timeline.csv      # recompute summary.json + timeline.png from a timeline
 """
@@ -68,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--deployment", help="the target Deployment (its Ready pods are the fleet)")
     sim.add_argument("--container", help="container whose CPU request sets capacity (default: the first)")
     sim.add_argument(
-        "--kubeconfig", help="default: $SURGE_KUBECONFIG, $KUBECONFIG, ~/.kube/config, in-cluster"
+        "--kubeconfig",
+        help="(sim, --servers-from-k8s) default: $SURGE_KUBECONFIG, $KUBECONFIG, ~/.kube/config, in-cluster",
     )
     sim.add_argument(
         "--prometheus-targets",
@@ -94,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     real = r.add_argument_group("real plane (bots over TCP)")
     real.add_argument("--servers", help="comma-separated host:port game servers")
+    real.add_argument(
+        "--servers-from-k8s",
+        metavar="NAMESPACE/SELECTOR",
+        help="instead of --servers: the Ready pods matching the label selector (port named 'game', else "
+        "7000), listed again every 3 s; needs 'list pods' in NAMESPACE",
+    )
     real.add_argument("--input-rate", type=_positive, default=2.0, help="inputs per second per bot")
     real.add_argument("--max-bots", type=int, default=2000, help="hard cap on concurrent bots")
 
@@ -135,11 +143,17 @@ def _make_plane(ns: argparse.Namespace, ap: argparse.ArgumentParser) -> Plane:
             metrics_host=ns.metrics_host,
             metrics_port=ns.metrics_port,
         )
-    if not ns.servers:
-        ap.error("--plane real needs --servers host:port[,host:port...]")
-    from surge_loadgen.real import RealPlane, parse_servers
+    if bool(ns.servers) == bool(ns.servers_from_k8s):
+        ap.error("--plane real needs either --servers host:port[,...] or --servers-from-k8s NS/SELECTOR")
+    from surge_loadgen.real import PodDiscovery, RealPlane, parse_k8s_target, parse_servers
 
     try:
+        if ns.servers_from_k8s:
+            from surge_loadgen.sim import make_api_client
+
+            namespace, selector = parse_k8s_target(ns.servers_from_k8s)
+            discover = PodDiscovery(make_api_client(ns.kubeconfig), namespace, selector)
+            return RealPlane([], discover=discover, input_rate=ns.input_rate, max_bots=ns.max_bots)
         servers = parse_servers(ns.servers)
     except ValueError as exc:
         ap.error(str(exc))

@@ -5,6 +5,9 @@ sends JOIN, and on WELCOME sends INPUT at `input_rate` (waiting for each STATE e
 `retry_interval` and tries again; when its server drops it, it rejoins (churn). The controller starts and
 stops bots each step so their number follows the scenario's demand. A control connection per server asks STATS
 every step (capacity, CPU request).
+
+The fleet is a fixed list of addresses (`--servers`) or is discovered (`--servers-from-k8s NS/SELECTOR`): the
+Ready pods matching a label selector, listed again every few seconds, so pods that come and go are followed.
 """
 
 from __future__ import annotations
@@ -12,12 +15,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
 import random
+import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from surge_game import protocol as p
 
+from surge_loadgen.sim import is_ready
 from surge_loadgen.timeline import Sample, dominant
 
 log = logging.getLogger(__name__)
@@ -38,6 +47,62 @@ def parse_servers(text: str) -> list[Address]:
     if not out:
         raise ValueError("no servers given")
     return out
+
+
+DEFAULT_GAME_PORT = 7000
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def parse_k8s_target(text: str) -> tuple[str, str]:
+    """'games/app=arena' -> ('games', 'app=arena'): a namespace and a label selector."""
+    namespace, sep, selector = text.partition("/")
+    if not sep or not _DNS_LABEL.match(namespace) or not selector.strip():
+        raise ValueError(f"expected NAMESPACE/LABELSELECTOR (e.g. games/app=arena), got {text!r}")
+    return namespace, selector.strip()
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """A discovered fleet: the game addresses of its Ready pods, and how many pods it has (Ready or not)."""
+
+    addresses: tuple[Address, ...]
+    pods: int
+
+
+def fleet_from_pods(pods: list[dict[str, Any]], default_port: int = DEFAULT_GAME_PORT) -> Fleet:
+    """Pods (raw JSON) -> Fleet. The port is the container port named 'game', else `default_port`."""
+    addresses: list[Address] = []
+    alive = 0
+    for pod in pods:
+        status = pod.get("status") or {}
+        if pod["metadata"].get("deletionTimestamp") or status.get("phase") in ("Succeeded", "Failed"):
+            continue
+        alive += 1
+        if not is_ready(pod) or not status.get("podIP"):
+            continue
+        ports = [port for c in pod["spec"]["containers"] for port in c.get("ports") or []]
+        port = next((q["containerPort"] for q in ports if q.get("name") == "game"), default_port)
+        addresses.append((status["podIP"], int(port)))
+    return Fleet(tuple(sorted(addresses)), alive)
+
+
+class PodDiscovery:
+    """`--servers-from-k8s NAMESPACE/SELECTOR`: lists the matching pods (blocking; call it in a thread).
+
+    Needs only `list` on pods in that namespace (in a pod: its service account).
+    """
+
+    def __init__(self, api: Any, namespace: str, selector: str) -> None:
+        from kubernetes import client
+
+        self.core = client.CoreV1Api(api)
+        self.namespace, self.selector = namespace, selector
+
+    def __call__(self) -> Fleet:
+        response = self.core.list_namespaced_pod(
+            self.namespace, label_selector=self.selector, _preload_content=False
+        )
+        return fleet_from_pods(json.loads(cast(Any, response).data)["items"])
 
 
 class _ServerView:
@@ -81,7 +146,12 @@ class _Bot:
 
 
 class RealPlane:
-    """Bots against a fixed list of game servers (loopback addresses in tests)."""
+    """Bots against a fixed list of game servers (loopback addresses in tests) or a discovered fleet.
+
+    With `discover` (a blocking callable, run in a worker thread), the list of servers is replaced by the
+    discovered one at start and then at most every `rediscover_every` seconds; a failed discovery keeps the
+    last list. Servers that disappear lose their control connection; their bots find out by themselves.
+    """
 
     name = "real"
 
@@ -94,9 +164,16 @@ class RealPlane:
         io_timeout: float = 2.0,
         max_bots: int = 2000,
         settle_budget: float = 0.4,
+        discover: Callable[[], Fleet] | None = None,
+        rediscover_every: float = 3.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settle_budget = settle_budget
         self.views = [_ServerView(a) for a in servers]
+        self.discover, self.rediscover_every, self._clock = discover, rediscover_every, clock
+        self._discovered_at: float | None = None
+        self.discovery_errors_in_a_row = 0
+        self.fleet_pods = len(servers)
         self.input_rate, self.retry_interval, self.io_timeout = input_rate, retry_interval, io_timeout
         self.max_bots = max_bots
         self.bots: dict[int, _Bot] = {}
@@ -123,7 +200,35 @@ class RealPlane:
             await view.close()
 
     async def _refresh(self) -> None:
+        await self._rediscover()
         await asyncio.gather(*(view.refresh(self.io_timeout) for view in self.views))
+
+    async def _rediscover(self) -> None:
+        now = self._clock()
+        if self.discover is None or (
+            self._discovered_at is not None and now - self._discovered_at < self.rediscover_every
+        ):
+            return
+        self._discovered_at = now
+        try:
+            fleet = await asyncio.to_thread(self.discover)
+        except Exception as exc:  # any client error: keep playing against the last known fleet
+            self.discovery_errors_in_a_row += 1
+            if self.discovery_errors_in_a_row in (1, 10, 100):
+                log.warning(
+                    "discovering the game servers failed (%d in a row): %r",
+                    self.discovery_errors_in_a_row,
+                    exc,
+                )
+            return
+        self.discovery_errors_in_a_row = 0
+        self.fleet_pods = fleet.pods
+        known = {view.address: view for view in self.views}
+        wanted = set(fleet.addresses)
+        for address, view in known.items():
+            if address not in wanted:
+                await view.close()
+        self.views = [known.get(address) or _ServerView(address) for address in fleet.addresses]
 
     # --- matchmaking ---------------------------------------------------------------------------------------
     def _pick(self) -> _ServerView | None:
@@ -236,7 +341,7 @@ class RealPlane:
             unserved=max(0, demand - served),
             capacity=sum(s.capacity for s in up),
             replicas_ready=len(up),
-            replicas_desired=len(self.views),
+            replicas_desired=self.fleet_pods if self.discover else len(self.views),
             cpu_request_m=dominant([s.cpu_request_m for s in up]),
             rejected_total=self.rejected_total,
             dropped_total=self.dropped_total,
