@@ -40,7 +40,7 @@ FINALIZER = "autoscaling.surge.dev/finalizer"
 
 
 def build_dependencies(cfg: OperatorConfig) -> Dependencies:
-    api = api_client(cfg.kubeconfig)
+    api = api_client(cfg.kubeconfig, pool_size=cfg.io_threads)
     return Dependencies(
         api=api,
         discovery=Discovery(api),

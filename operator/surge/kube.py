@@ -49,14 +49,19 @@ def request(
     return json.loads(response.data) if response.data else None
 
 
-def api_client(kubeconfig: str = "") -> client.ApiClient:
-    """A client for the given kubeconfig, else in-cluster config, else $KUBECONFIG or ~/.kube/config."""
+def api_client(kubeconfig: str = "", *, pool_size: int = 16) -> client.ApiClient:
+    """A client for the given kubeconfig, else in-cluster config, else $KUBECONFIG or ~/.kube/config.
+
+    `pool_size` keeps one connection per I/O thread; the client's default (a few) makes busy threads open
+    and drop TLS connections.
+    """
+    configuration = client.Configuration()
     if kubeconfig:
-        api: client.ApiClient = config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
-        return api
-    try:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-        return client.ApiClient()
-    except config.ConfigException:
-        fallback: client.ApiClient = config.new_client_from_config()  # type: ignore[no-untyped-call]
-        return fallback
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)  # type: ignore[no-untyped-call]
+    else:
+        try:
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        except config.ConfigException:
+            config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    configuration.connection_pool_maxsize = pool_size
+    return client.ApiClient(configuration)

@@ -60,9 +60,9 @@ def test_go_durations(text: str, seconds: float) -> None:
 
 
 def test_pod_metrics_are_parsed_in_cores_and_bytes() -> None:
-    name, usage = parse_pod_metrics(
+    name, labels, usage = parse_pod_metrics(
         {
-            "metadata": {"name": "web-1"},
+            "metadata": {"name": "web-1", "labels": {"app": "web"}},
             "timestamp": "2026-11-27T10:00:00Z",
             "window": "10.5s",
             "containers": [
@@ -72,6 +72,7 @@ def test_pod_metrics_are_parsed_in_cores_and_bytes() -> None:
         }
     )
     assert name == "web-1"
+    assert labels == {"app": "web"}
     assert usage.timestamp == rfc3339_to_unix("2026-11-27T10:00:00Z")
     assert usage.window == 10.5
     assert usage.total("cpu") == pytest.approx(0.255)

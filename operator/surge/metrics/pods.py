@@ -14,6 +14,8 @@ from surge.api.quantity import parse_quantity
 from surge.api.spec import ResourceAmounts
 from surge.decision.model import ContainerResources, OOMEvent, PodInfo
 from surge.kube import request
+from surge.metrics.selector import SelectorError, parse_selector
+from surge.metrics.shared import SharedLister
 from surge.metrics.timeparse import rfc3339_to_unix
 from surge.metrics.types import MetricUnavailable
 
@@ -24,6 +26,7 @@ class PodSnapshot:
 
     info: PodInfo
     uid: str
+    labels: Mapping[str, str]
     created: float
     containers: tuple[ContainerResources, ...]
     ooms: tuple[OOMEvent, ...]
@@ -77,6 +80,7 @@ def parse_pod(pod: Mapping[str, Any]) -> PodSnapshot:
     return PodSnapshot(
         info=info,
         uid=meta.get("uid", ""),
+        labels=meta.get("labels") or {},
         created=_maybe_time(meta.get("creationTimestamp")) or 0.0,
         containers=containers,
         ooms=tuple(ooms),
@@ -84,27 +88,37 @@ def parse_pod(pod: Mapping[str, Any]) -> PodSnapshot:
 
 
 class PodSource:
-    """Lists a namespace's pods by label selector (raw JSON: the client's model classes are slow)."""
+    """A namespace's pods, listed once per `max_age` for all policies there and filtered locally.
+
+    Raw JSON: the client's model classes are slow to build for hundreds of pods.
+    """
 
     def __init__(self, api: client.ApiClient) -> None:
         self._api = api
+        self._shared: SharedLister[list[PodSnapshot]] = SharedLister(self._list_namespace)
 
-    def _list(self, namespace: str, selector: str) -> list[PodSnapshot]:
+    def _list(self, namespace: str) -> list[PodSnapshot]:
         try:
-            raw = request(
-                self._api, "GET", f"/api/v1/namespaces/{namespace}/pods", query={"labelSelector": selector}
-            )
-            items = raw.get("items", [])
+            raw = request(self._api, "GET", f"/api/v1/namespaces/{namespace}/pods")
         except ApiException as exc:
             raise MetricUnavailable(
                 "FailedGetPods", f"listing pods failed: {exc.status} {exc.reason}"
             ) from exc
-        return [parse_pod(item) for item in items]
+        except Exception as exc:  # network errors from urllib3 and friends
+            raise MetricUnavailable("FailedGetPods", f"API server unreachable: {exc}") from exc
+        return [parse_pod(item) for item in raw.get("items", [])]
 
-    async def pods(self, namespace: str, selector: str) -> list[PodSnapshot]:
+    async def _list_namespace(self, namespace: str) -> list[PodSnapshot]:
+        return await asyncio.to_thread(self._list, namespace)
+
+    async def pods(self, namespace: str, selector: str, max_age: float = 0.0) -> list[PodSnapshot]:
         if not selector:
             # An empty selector would match every pod in the namespace: refuse rather than guess.
             raise MetricUnavailable(
                 "InvalidSelector", "the target's /scale status has no selector; its pods cannot be found"
             )
-        return await asyncio.to_thread(self._list, namespace, selector)
+        try:
+            matches = parse_selector(selector)
+        except SelectorError as exc:
+            raise MetricUnavailable("InvalidSelector", str(exc)) from exc
+        return [p for p in await self._shared.get(namespace, max_age) if matches(p.labels)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kubernetes import client
@@ -14,13 +14,15 @@ from surge.api.quantity import parse_quantity
 from surge.api.spec import ResourceAmounts
 from surge.decision.model import PodUsage
 from surge.kube import request
+from surge.metrics.selector import SelectorError, parse_selector
+from surge.metrics.shared import SharedLister
 from surge.metrics.timeparse import go_duration_seconds, rfc3339_to_unix
 from surge.metrics.types import MetricUnavailable
 
 REASON = "FailedGetResourceMetric"
 
 
-def parse_pod_metrics(item: dict[str, Any]) -> tuple[str, PodUsage]:
+def parse_pod_metrics(item: dict[str, Any]) -> tuple[str, Mapping[str, str], PodUsage]:
     containers = {
         c["name"]: ResourceAmounts(
             cpu=float(parse_quantity(c["usage"].get("cpu", "0"))),
@@ -33,41 +35,47 @@ def parse_pod_metrics(item: dict[str, Any]) -> tuple[str, PodUsage]:
         containers=containers,
         window=go_duration_seconds(item.get("window", "0s")),
     )
-    return item["metadata"]["name"], usage
+    return item["metadata"]["name"], item["metadata"].get("labels") or {}, usage
 
 
 class PodMetricsSource:
-    """Reads PodMetrics for a label selector; stale samples (older than `max_age`) count as missing."""
+    """PodMetrics of a namespace, listed once per `max_age` for all policies there and filtered locally.
+
+    metrics-server copies the pods' labels onto PodMetrics, so the target's selector applies directly.
+    Stale samples (older than `max_age_sample`) count as missing.
+    """
 
     def __init__(
-        self, api: client.ApiClient, *, max_age: float = 180.0, clock: Callable[[], float] = time.time
+        self, api: client.ApiClient, *, max_age_sample: float = 180.0, clock: Callable[[], float] = time.time
     ) -> None:
         self._api = api
-        self._max_age = max_age
+        self._max_age_sample = max_age_sample
         self._clock = clock
+        self._shared: SharedLister[list[tuple[str, Mapping[str, str], PodUsage]]] = SharedLister(
+            self._list_namespace
+        )
 
-    def _list(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+    def _list(self, namespace: str) -> list[tuple[str, Mapping[str, str], PodUsage]]:
         try:
-            raw = request(
-                self._api,
-                "GET",
-                f"/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods",
-                query={"labelSelector": selector},
-            )
+            raw = request(self._api, "GET", f"/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods")
         except ApiException as exc:
             raise MetricUnavailable(REASON, f"metrics.k8s.io answered {exc.status}: {exc.reason}") from exc
         except Exception as exc:  # network errors from urllib3 and friends
             raise MetricUnavailable(REASON, f"metrics.k8s.io unreachable: {exc}") from exc
-        items: list[dict[str, Any]] = raw.get("items", [])
-        return items
+        return [parse_pod_metrics(item) for item in raw.get("items", [])]
 
-    async def pod_usage(self, namespace: str, selector: str) -> dict[str, PodUsage]:
+    async def _list_namespace(self, namespace: str) -> list[tuple[str, Mapping[str, str], PodUsage]]:
+        return await asyncio.to_thread(self._list, namespace)
+
+    async def pod_usage(self, namespace: str, selector: str, max_age: float = 0.0) -> dict[str, PodUsage]:
         """Usage per pod name; pods without a fresh sample are simply absent (the engine decides)."""
-        items = await asyncio.to_thread(self._list, namespace, selector)
+        try:
+            matches = parse_selector(selector)
+        except SelectorError as exc:
+            raise MetricUnavailable(REASON, str(exc)) from exc
         now = self._clock()
-        usage = {}
-        for item in items:
-            name, parsed = parse_pod_metrics(item)
-            if now - parsed.timestamp <= self._max_age:
-                usage[name] = parsed
-        return usage
+        return {
+            name: usage
+            for name, labels, usage in await self._shared.get(namespace, max_age)
+            if matches(labels) and now - usage.timestamp <= self._max_age_sample
+        }

@@ -1,0 +1,76 @@
+"""Label selectors matched locally, and one LIST per namespace shared by every policy there."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from surge.metrics.selector import SelectorError, parse_selector
+from surge.metrics.shared import SharedLister
+
+
+@pytest.mark.parametrize(
+    ("selector", "labels", "matches"),
+    [
+        ("app=web", {"app": "web", "pod-template-hash": "x"}, True),
+        ("app=web", {"app": "api"}, False),
+        ("app==web,tier!=db", {"app": "web", "tier": "front"}, True),
+        ("app==web,tier!=db", {"app": "web", "tier": "db"}, False),
+        ("tier in (front, back),app", {"app": "x", "tier": "back"}, True),
+        ("tier in (front,back)", {"tier": "db"}, False),
+        ("tier notin (db),!legacy", {"tier": "front"}, True),
+        ("tier notin (db),!legacy", {"tier": "front", "legacy": "1"}, False),
+        ("app.kubernetes.io/name=arena", {"app.kubernetes.io/name": "arena"}, True),
+        ("", {"anything": "goes"}, True),
+    ],
+)
+def test_selectors_match_like_kubernetes(selector: str, labels: dict[str, str], matches: bool) -> None:
+    assert parse_selector(selector)(labels) is matches
+
+
+def test_unparseable_selector_is_an_error() -> None:
+    with pytest.raises(SelectorError, match="cannot parse"):
+        parse_selector("app=web,tier in (")
+
+
+def test_callers_share_a_fresh_listing_and_refetch_when_it_is_too_old() -> None:
+    now = [0.0]
+    calls: list[str] = []
+
+    async def fetch(namespace: str) -> list[str]:
+        calls.append(namespace)
+        await asyncio.sleep(0)
+        return [f"{namespace}-{len(calls)}"]
+
+    async def scenario() -> None:
+        lister = SharedLister(fetch, clock=lambda: now[0])
+        # Ten policies ticking at once: one request.
+        results = await asyncio.gather(*(lister.get("games", max_age=5) for _ in range(10)))
+        assert calls == ["games"]
+        assert all(r == ["games-1"] for r in results)
+        now[0] = 4.0
+        assert await lister.get("games", max_age=5) == ["games-1"]  # still fresh enough
+        assert await lister.get("games", max_age=2) == ["games-2"]  # this caller wants newer data
+        assert await lister.get("lobby", max_age=5) == ["lobby-3"]  # namespaces are separate
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_listing_reaches_every_waiter_and_is_not_cached() -> None:
+    attempts = [0]
+
+    async def fetch(namespace: str) -> int:
+        attempts[0] += 1
+        await asyncio.sleep(0)
+        if attempts[0] == 1:
+            raise RuntimeError("API down")
+        return attempts[0]
+
+    async def scenario() -> None:
+        lister = SharedLister(fetch, clock=lambda: 0.0)
+        results = await asyncio.gather(*(lister.get("ns", 5) for _ in range(3)), return_exceptions=True)
+        assert all(isinstance(r, RuntimeError) for r in results)
+        assert await lister.get("ns", 5) == 2
+
+    asyncio.run(scenario())
