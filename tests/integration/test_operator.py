@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -13,6 +10,7 @@ from kopf.testing import KopfRunner
 from kubernetes import client
 
 from tests.conftest import Testbed
+from tests.support.exporter import loopback_series
 from tests.support.wait import holds_for, wait_until
 from tests.support.workloads import deployment, ready_pods, set_usage
 
@@ -151,34 +149,12 @@ def test_dry_run_reports_but_never_changes_replicas(
     holds_for(lambda: replicas(k8s_api, namespace, "web") == 2, seconds=6, what="replicas == 2 in DryRun")
 
 
-class _Series(BaseHTTPRequestHandler):
-    body = b""
-
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; version=0.0.4")
-        self.end_headers()
-        self.wfile.write(self.body)
-
-    def log_message(self, *_: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def players_exporter(testbed: Testbed, namespace: str) -> Iterator[str]:
     """Serves surge_test_players{namespace=...} 450 on loopback and registers it with Prometheus."""
-    handler = type(
-        "Series", (_Series,), {"body": f'surge_test_players{{namespace="{namespace}"}} 450\n'.encode()}
-    )
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    sd = testbed.targets_dir / f"operator-{namespace}.json"
-    sd.write_text(
-        json.dumps([{"targets": [f"127.0.0.1:{server.server_address[1]}"], "labels": {"job": "optest"}}])
-    )
-    yield f'sum(surge_test_players{{namespace="{namespace}"}})'
-    sd.unlink(missing_ok=True)
-    server.shutdown()
+    series = f'surge_test_players{{namespace="{namespace}"}} 450\n'
+    with loopback_series(testbed.targets_dir, f"operator-{namespace}", series):
+        yield f'sum(surge_test_players{{namespace="{namespace}"}})'
 
 
 def prometheus_policy(target: str, query: str, per_replica: str = "100") -> dict[str, Any]:

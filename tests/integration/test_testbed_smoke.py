@@ -7,13 +7,13 @@ import threading
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from kubernetes import client
 
 from tests.conftest import Testbed
+from tests.support.exporter import loopback_series
 from tests.support.wait import wait_until
 from tests.support.workloads import deployment, ready_pods, set_usage
 
@@ -145,32 +145,12 @@ def test_real_hpa_scales_up_when_usage_rises(k8s_api: client.ApiClient, namespac
     )
 
 
-class _Exporter(BaseHTTPRequestHandler):
-    body = b""
-
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; version=0.0.4")
-        self.end_headers()
-        self.wfile.write(self.body)
-
-    def log_message(self, *_: Any) -> None:  # keep pytest output clean
-        pass
-
-
 @pytest.fixture
 def loopback_exporter(testbed: Testbed) -> Iterator[str]:
     """A /metrics endpoint on 127.0.0.1, registered as a Prometheus file_sd target."""
-    token = threading.get_ident()
-    handler = type("Exporter", (_Exporter,), {"body": f'surge_smoke_value{{token="{token}"}} 42\n'.encode()})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    target = f"127.0.0.1:{server.server_address[1]}"
-    sd_file = testbed.targets_dir / f"smoke-{token}.json"
-    sd_file.write_text(json.dumps([{"targets": [target], "labels": {"job": "smoke"}}]))
-    yield str(token)
-    sd_file.unlink(missing_ok=True)
-    server.shutdown()
+    token = str(threading.get_ident())
+    with loopback_series(testbed.targets_dir, f"smoke-{token}", f'surge_smoke_value{{token="{token}"}} 42\n'):
+        yield token
 
 
 def test_prometheus_answers_promql_over_a_loopback_exporter(testbed: Testbed, loopback_exporter: str) -> None:

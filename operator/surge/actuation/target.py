@@ -9,16 +9,12 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from surge.api.errors import ReasonedError
 from surge.kube import request
 
 
-class TargetError(Exception):
-    """The scale target cannot be used. `reason` is a CamelCase word for conditions and Events."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
+class TargetError(ReasonedError):
+    """The scale target cannot be used."""
 
 
 @dataclass(frozen=True, slots=True)

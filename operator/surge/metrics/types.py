@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from surge.api.errors import ReasonedError
 
-class MetricUnavailable(Exception):  # noqa: N818 - reads better at call sites than ...Error
-    """A metric could not be read. `reason` is a CamelCase word for conditions and Events."""
 
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
+class MetricUnavailable(ReasonedError):  # noqa: N818 - reads better at call sites than ...Error
+    """A metric could not be read."""
 
 
 @dataclass(frozen=True, slots=True)
