@@ -180,6 +180,29 @@ prometheus_down() {
   fi
 }
 
+component_alive() {
+  local pidf=$KWOK_WORKDIR/clusters/$name/pids/$1.pid
+  [[ -f "$pidf" ]] && kill -0 "$(cat "$pidf")" 2>/dev/null
+}
+
+# On a busy machine metrics-server can start before kube-apiserver answers; it then exits for good (kwokctl
+# does not restart components). Restart the cluster's processes (etcd data is kept) and wait again.
+wait_metrics_api() {
+  local attempt deadline
+  for attempt in 1 2 3; do
+    deadline=$((SECONDS + 180))
+    while ((SECONDS < deadline)) && component_alive metrics-server; do
+      kc wait --for=condition=Available apiservice/v1beta1.metrics.k8s.io --timeout=5s >/dev/null 2>&1 && return 0
+      sleep 1
+    done
+    ((attempt < 3)) || break
+    log "metrics-server is not serving (attempt $attempt): restarting the cluster's processes"
+    "$bin/kwokctl" stop cluster --name "$name" >&2 || true
+    "$bin/kwokctl" start cluster --name "$name" --wait 5m >&2 || true
+  done
+  die "APIService v1beta1.metrics.k8s.io did not become Available"
+}
+
 cluster_exists() { "$bin/kwokctl" get clusters 2>/dev/null | grep -qx "$name"; }
 
 up() {
@@ -199,8 +222,7 @@ up() {
   nodes_manifest "$nodes" | kc apply -f - >/dev/null
   wait_for "$nodes Ready KWOK nodes" 120 bash -c \
     "[[ \$('$bin/kubectl' --kubeconfig '$kubeconfig' get nodes -l type=kwok -o jsonpath='{range .items[*]}{.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}' | grep -c True) -ge $nodes ]]"
-  wait_for "APIService v1beta1.metrics.k8s.io Available" 180 \
-    kc wait --for=condition=Available apiservice/v1beta1.metrics.k8s.io --timeout=5s
+  wait_metrics_api
   prometheus_up
   log "cluster $name ready in $((SECONDS - start)) s"
   echo "kubeconfig: $kubeconfig"
