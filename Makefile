@@ -131,6 +131,20 @@ bench-scale: setup testbed ## Scale benchmark: 10/100/1000 policies at 15 s on o
 	$(BENCH_SCALE_ENV) bash testbed/cluster.sh up; \
 	$(BENCH_SCALE_ENV) $(PY) -m bench.scale run $(BENCH_SCALE_ARGS)
 
+# bench-spike (issue 5, part 1): the real HPA (default and tuned) and Surge (CPU, game signal, game signal +
+# predictive) side by side on the same trace, all five fleets replayed concurrently on its OWN cluster
+# (surge-spike, Prometheus on 19093), with one operator process for the Surge contenders; the cluster is torn
+# down at the end, also on failure. Default: launch-spike in real time (time scale 1.0, ~18 min per round),
+# 3 rounds. Outputs: out/bench-spike/; results: bench/spike/results/*.json + *.png and bench/RESULTS.md
+# ("Spike" section). BENCH_SPIKE_ARGS e.g. "--time-scale 0.1 --runs 1" (smoke) or "--trace my.csv".
+BENCH_SPIKE_ENV := SURGE_CLUSTER_NAME=surge-spike SURGE_PROMETHEUS_PORT=19093 SURGE_NODES=4
+BENCH_SPIKE_ARGS ?=
+.PHONY: bench-spike
+bench-spike: setup testbed ## Spike benchmark: real HPA vs Surge on launch-spike, concurrently (own cluster).
+	@trap '$(BENCH_SPIKE_ENV) bash testbed/cluster.sh down' EXIT; \
+	$(BENCH_SPIKE_ENV) bash testbed/cluster.sh up; \
+	$(BENCH_SPIKE_ENV) $(PY) -m bench.spike run --out out/bench-spike $(BENCH_SPIKE_ARGS)
+
 ##@ kind
 # kind path for Docker users (issue 4, part 5): the same launch spike with real pods and real traffic. Needs
 # docker, kind and kubectl (>= 1.33); nothing here uses the embedded cluster. Everything is in
