@@ -75,9 +75,12 @@ def finalize(out: Path, *, publish: bool, results_dir: Path, results_md: Path) -
             timelines[r["round"]][key] = samples
             end = float(summary["duration_s"]) + (samples[0].t if samples else 0.0)
             r["segments"][key] = stats.segments(samples, points, end)
-    rounds = [r["summaries"] for r in doc["rounds"]]
+    finished = report.complete(doc)
+    if not finished:
+        raise RuntimeError(f"{out}: no round ran to the end of the trace")
+    rounds = [r["summaries"] for r in finished]
     index = stats.representative_round(rounds, "unserved_player_seconds")
-    rep = doc["rounds"][index]["round"]
+    rep = finished[index]["round"]
     doc["representative_round"] = rep
     titles = {c["key"]: c["title"] for c in doc["meta"]["contenders"]}
     captions = {

@@ -61,8 +61,13 @@ def _cell(s: stats.Spread, digits: int, factor: float, suffix: str) -> str:
     return stats.Spread(s.median * factor, s.low * factor, s.high * factor, s.n).format(digits, suffix)
 
 
+def complete(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The rounds that ran to the end; an interrupted round (SIGINT/SIGTERM) is reported, not aggregated."""
+    return [r for r in doc["rounds"] if not r.get("interrupted")]
+
+
 def _rounds(doc: Mapping[str, Any]) -> list[dict[str, dict[str, Any]]]:
-    return [r["summaries"] for r in doc["rounds"]]
+    return [r["summaries"] for r in complete(doc)]
 
 
 def metrics_table(doc: Mapping[str, Any]) -> list[str]:
@@ -115,7 +120,7 @@ def targets_table(doc: Mapping[str, Any]) -> list[str]:
 def segments_table(doc: Mapping[str, Any]) -> list[str]:
     """Medians per trace segment: where unserved player-seconds and replica-seconds come from."""
     contenders = doc["meta"]["contenders"]
-    per_round = [r.get("segments") or {} for r in doc["rounds"]]
+    per_round = [r.get("segments") or {} for r in complete(doc)]
     if not any(per_round):
         return []
     first = next(s for s in per_round if s)
@@ -155,11 +160,11 @@ def render_run(doc: Mapping[str, Any], png_rel: str | None) -> list[str]:
     trace = meta["trace"]
     ts = trace["time_scale"]
     speed = "real time" if ts == 1 else f"{1 / ts:g}x faster than real time"
-    n = len(doc["rounds"])
+    n = len(complete(doc))
+    dropped = [r["round"] for r in doc["rounds"] if r.get("interrupted")]
     m, v = meta["machine"], meta["versions"]
     lines = [
-        f"### `{trace['name']}` at time scale {ts:g} ({speed}): {n} round{'s' if n != 1 else ''}"
-        + (" (INTERRUPTED)" if doc.get("interrupted") else ""),
+        f"### `{trace['name']}` at time scale {ts:g} ({speed}): {n} round{'s' if n != 1 else ''}",
         "",
         f"Run {meta['date']}, run id `{doc['run_id']}`, seed {meta['seed']}: `{meta['command']}`",
         "",
@@ -178,6 +183,14 @@ def render_run(doc: Mapping[str, Any], png_rel: str | None) -> list[str]:
         f"Prometheus {v['prometheus']} (5 s scrape), HPA sync period {meta.get('hpa_sync_period', '15s')}, "
         f"Surge {v['surge']}, "
         f"kopf {v['kopf']}, Python {v['python']}.",
+        *(
+            [
+                f"- Interrupted (SIGINT/SIGTERM before the end of the trace), listed in the results JSON but "
+                f"left out of every table: round(s) {', '.join(map(str, dropped))}.",
+            ]
+            if dropped
+            else []
+        ),
         "",
         "Median [min..max] over the rounds; time-like numbers are run seconds"
         + ("." if ts == 1 else f" (divide by {ts:g} for scenario seconds)."),
