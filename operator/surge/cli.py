@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
@@ -62,7 +61,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = config_from_args(args)
     from surge.handlers import run_operator  # kopf is imported only when the operator runs
 
-    logging.basicConfig(level=logging.DEBUG if cfg.verbose else logging.INFO)
     run_operator(cfg)
     return 0
 

@@ -20,6 +20,7 @@ from surge.actuation.target import Discovery, TargetRef
 from surge.config import OperatorConfig
 from surge.events import EventRecorder
 from surge.kube import api_client
+from surge.malloc_tuning import limit_malloc_arenas
 from surge.metrics.pods import PodSource
 from surge.metrics.prometheus import PrometheusSource
 from surge.metrics.resource import PodMetricsSource
@@ -33,10 +34,14 @@ from surge.reconcile import (
     PolicyObject,
     reconcile_once,
 )
+from surge.tick_schedule import FirstTickSlots, next_tick_delay
 
 log = logging.getLogger("surge")
 
 FINALIZER = "autoscaling.surge.dev/finalizer"
+# First ticks admitted per second: 1,000 policies at start-up are spread over 20 s (about one default
+# interval) instead of all ticking in the same second, every interval, for the operator's lifetime.
+FIRST_TICKS_PER_SECOND = 50.0
 
 
 def build_dependencies(cfg: OperatorConfig) -> Dependencies:
@@ -46,7 +51,9 @@ def build_dependencies(cfg: OperatorConfig) -> Dependencies:
         discovery=Discovery(api),
         pods=PodSource(api),
         pod_metrics=PodMetricsSource(api),
-        prometheus=PrometheusSource(cfg.prometheus_url, timeout=cfg.prometheus_timeout),
+        prometheus=PrometheusSource(
+            cfg.prometheus_url, timeout=cfg.prometheus_timeout, pool_size=cfg.io_threads
+        ),
         actuator=KubeActuator(api),
         events=EventRecorder(api, repeat_after=cfg.event_repeat_seconds),
         store=PolicyStore(api),
@@ -138,8 +145,8 @@ async def policy_loop(
     # kopf passes every index by its handler's name; they are filled before daemons start.
     conflicts = _conflict_finder(indexes["hpa_targets"], indexes["policy_targets"])
     memory = PolicyMemory()
-    # Spread the first ticks of many policies created at once (e.g. at operator start-up).
-    await stopped.wait(deps.rng.uniform(0, 1.0))
+    slots: FirstTickSlots = memo.setdefault("first_tick_slots", FirstTickSlots(FIRST_TICKS_PER_SECOND))
+    await stopped.wait(slots.delay(time.monotonic()))
     while not stopped:
         # spec/meta/status are kopf's live views: each tick sees the latest object.
         obj = PolicyObject(
@@ -158,12 +165,20 @@ async def policy_loop(
         except Exception:
             log.exception("tick of %s/%s failed; retrying next interval", namespace, name)
             next_in, outcome = DEFAULT_INTERVAL, "crash"
-        TICK_SECONDS.observe(time.perf_counter() - started, outcome)
-        await stopped.wait(next_in)
+        took = time.perf_counter() - started
+        TICK_SECONDS.observe(took, outcome)
+        await stopped.wait(next_tick_delay(next_in, took))
 
 
 def run_operator(cfg: OperatorConfig) -> None:
     """Runs the operator in this thread until it is stopped (SIGINT/SIGTERM)."""
+    limit_malloc_arenas()  # before any I/O thread exists
+    # kopf's logging set-up covers our loggers too; JSON lines carry the policy's namespace/name as fields.
+    kopf.configure(
+        verbose=cfg.verbose,
+        log_format=kopf.LogFormat.JSON if cfg.log_json else kopf.LogFormat.FULL,
+        log_refkey="k8s",
+    )
     if cfg.kubeconfig:
         os.environ["KUBECONFIG"] = cfg.kubeconfig  # kopf's own login reads it
     memo = kopf.Memo(config=cfg)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from surge.metrics.label_index import LabelIndex
 from surge.metrics.selector import SelectorError, parse_selector
 from surge.metrics.shared import SharedLister
 
@@ -74,3 +77,53 @@ def test_a_failed_listing_reaches_every_waiter_and_is_not_cached() -> None:
         assert await lister.get("ns", 5) == 2
 
     asyncio.run(scenario())
+
+
+# --- the label index: a lookup must select exactly what a scan would -------------------------------------
+
+_KEYS = ["app", "tier", "zone"]
+_VALUES = ["a", "b", "c"]
+_label_maps = st.dictionaries(st.sampled_from(_KEYS), st.sampled_from(_VALUES), max_size=3)
+_requirements = st.one_of(
+    st.builds(lambda k, v: f"{k}={v}", st.sampled_from(_KEYS), st.sampled_from(_VALUES)),
+    st.builds(lambda k, v: f"{k}=={v}", st.sampled_from(_KEYS), st.sampled_from(_VALUES)),
+    st.builds(lambda k, v: f"{k}!={v}", st.sampled_from(_KEYS), st.sampled_from(_VALUES)),
+    st.builds(
+        lambda k, vs: f"{k} in ({','.join(vs)})",
+        st.sampled_from(_KEYS),
+        st.lists(st.sampled_from(_VALUES), min_size=1, max_size=3),
+    ),
+    st.builds(lambda k, v: f"{k} notin ({v})", st.sampled_from(_KEYS), st.sampled_from(_VALUES)),
+    st.builds(lambda neg, k: f"{neg}{k}", st.sampled_from(["", "!"]), st.sampled_from(_KEYS)),
+)
+
+
+@given(
+    items=st.lists(_label_maps, max_size=30),
+    selector=st.lists(_requirements, max_size=3).map(",".join),
+)
+def test_index_selects_exactly_what_a_scan_matches(items: list[dict[str, str]], selector: str) -> None:
+    rows = list(enumerate(items))
+    index = LabelIndex(rows, lambda row: row[1])
+    parsed = parse_selector(selector)
+    assert index.select(parsed) == [row for row in rows if parsed.matches(row[1])]
+
+
+def test_pinned_labels_are_the_equality_terms() -> None:
+    parsed = parse_selector("app=web,tier in (front),zone in (a,b),!canary,env!=dev")
+    assert parsed.equalities == (("app", "web"), ("tier", "front"))
+    assert parse_selector("app=web") is parse_selector("app=web")  # parsed once, reused every tick
+
+
+def test_index_lookup_does_not_scan_unrelated_items() -> None:
+    seen: list[int] = []
+
+    def labels_of(row: tuple[int, dict[str, str]]) -> dict[str, str]:
+        seen.append(row[0])
+        return row[1]
+
+    rows = [(i, {"app": f"fleet-{i}"}) for i in range(1000)]
+    index = LabelIndex(rows, labels_of)
+    seen.clear()
+    assert index.select(parse_selector("app=fleet-7")) == [rows[7]]
+    assert seen == [7]  # one candidate checked, not a thousand

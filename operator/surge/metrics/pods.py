@@ -14,6 +14,7 @@ from surge.api.quantity import parse_quantity
 from surge.api.spec import ResourceAmounts
 from surge.decision.model import ContainerResources, OOMEvent, PodInfo
 from surge.kube import request
+from surge.metrics.label_index import LabelIndex
 from surge.metrics.selector import SelectorError, parse_selector
 from surge.metrics.shared import SharedLister
 from surge.metrics.timeparse import rfc3339_to_unix
@@ -88,16 +89,16 @@ def parse_pod(pod: Mapping[str, Any]) -> PodSnapshot:
 
 
 class PodSource:
-    """A namespace's pods, listed once per `max_age` for all policies there and filtered locally.
+    """A namespace's pods, listed once per `max_age` for all policies there and selected from a label index.
 
     Raw JSON: the client's model classes are slow to build for hundreds of pods.
     """
 
     def __init__(self, api: client.ApiClient) -> None:
         self._api = api
-        self._shared: SharedLister[list[PodSnapshot]] = SharedLister(self._list_namespace)
+        self._shared: SharedLister[LabelIndex[PodSnapshot]] = SharedLister(self._list_namespace)
 
-    def _list(self, namespace: str) -> list[PodSnapshot]:
+    def _list(self, namespace: str) -> LabelIndex[PodSnapshot]:
         try:
             raw = request(self._api, "GET", f"/api/v1/namespaces/{namespace}/pods")
         except ApiException as exc:
@@ -106,9 +107,10 @@ class PodSource:
             ) from exc
         except Exception as exc:  # network errors from urllib3 and friends
             raise MetricUnavailable("FailedGetPods", f"API server unreachable: {exc}") from exc
-        return [parse_pod(item) for item in raw.get("items", [])]
+        # Parsed and indexed here, in the worker thread, not on the event loop.
+        return LabelIndex((parse_pod(item) for item in raw.get("items", [])), _pod_labels)
 
-    async def _list_namespace(self, namespace: str) -> list[PodSnapshot]:
+    async def _list_namespace(self, namespace: str) -> LabelIndex[PodSnapshot]:
         return await asyncio.to_thread(self._list, namespace)
 
     async def pods(self, namespace: str, selector: str, max_age: float = 0.0) -> list[PodSnapshot]:
@@ -118,7 +120,11 @@ class PodSource:
                 "InvalidSelector", "the target's /scale status has no selector; its pods cannot be found"
             )
         try:
-            matches = parse_selector(selector)
+            parsed = parse_selector(selector)
         except SelectorError as exc:
             raise MetricUnavailable("InvalidSelector", str(exc)) from exc
-        return [p for p in await self._shared.get(namespace, max_age) if matches(p.labels)]
+        return (await self._shared.get(namespace, max_age)).select(parsed)
+
+
+def _pod_labels(pod: PodSnapshot) -> Mapping[str, str]:
+    return pod.labels

@@ -13,6 +13,7 @@ from typing import Any
 import requests
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
+from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from surge.metrics.types import MetricUnavailable, Sample
@@ -51,19 +52,26 @@ class PrometheusSource:
         *,
         timeout: float = 5.0,
         max_age: float = 120.0,
+        pool_size: int = 10,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._default_url = default_url.rstrip("/")
         self._timeout = timeout
         self._max_age = max_age
         self._clock = clock
+        self._pool_size = pool_size
         self._connections: dict[str, PrometheusConnect] = {}
 
     def _connection(self, url: str) -> PrometheusConnect:
         if url not in self._connections:
             # The library's default retries 3 times with backoff; an autoscaler tick cannot wait that long.
             retry = Retry(total=1, backoff_factor=0.1, status_forcelist=[502, 503, 504])
-            self._connections[url] = PrometheusConnect(url=url, retry=retry, timeout=self._timeout)
+            session = requests.Session()
+            connection = PrometheusConnect(url=url, retry=retry, timeout=self._timeout, session=session)
+            # After the library mounted its own adapter: one pooled connection per I/O thread, since a smaller
+            # pool drops and re-opens connections under load (requests' default is 10).
+            session.mount(url, HTTPAdapter(max_retries=retry, pool_maxsize=self._pool_size))
+            self._connections[url] = connection
         return self._connections[url]
 
     def _query(self, query: str, url: str) -> Sample:
