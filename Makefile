@@ -36,14 +36,15 @@ system-deps: ## Install Debian packages the test bed needs (prometheus) when mis
 	@command -v prometheus >/dev/null || bash testbed/install-system-deps.sh
 
 ##@ Development
+PY_SOURCES := operator gameserver loadgen bench tests
 .PHONY: fmt lint typecheck
 fmt: $(STAMP) ## Format the code.
-	$(VENV)/bin/ruff format operator tests
-	$(VENV)/bin/ruff check --fix operator tests
+	$(VENV)/bin/ruff format $(PY_SOURCES)
+	$(VENV)/bin/ruff check --fix $(PY_SOURCES)
 
 lint: $(STAMP) ## ruff (incl. ASYNC) + import-linter layer contracts.
-	$(VENV)/bin/ruff check operator tests
-	$(VENV)/bin/ruff format --check operator tests
+	$(VENV)/bin/ruff check $(PY_SOURCES)
+	$(VENV)/bin/ruff format --check $(PY_SOURCES)
 	$(VENV)/bin/lint-imports
 
 typecheck: $(STAMP) ## mypy --strict.
