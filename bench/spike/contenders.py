@@ -1,4 +1,4 @@
-"""The five contenders: one autoscaler each, on an identical game fleet in its own namespace.
+"""The six contenders: one autoscaler each, on an identical game fleet in its own namespace.
 
 The objects live as YAML in manifests/bench/spike/ (fleet.yaml for the Deployment, one file per contender for
 its HorizontalPodAutoscaler or AutoScalePolicy); this module only names them and puts them in a namespace.
@@ -23,10 +23,11 @@ class Contender:
     title: str
     autoscaler: str  # "hpa" | "surge"
     summary: str
+    file: str = ""  # manifest file name in MANIFESTS when it is not f"{key}.yaml"
 
     @property
     def manifest(self) -> Path:
-        return MANIFESTS / f"{self.key}.yaml"
+        return MANIFESTS / (self.file or f"{self.key}.yaml")
 
 
 CONTENDERS: tuple[Contender, ...] = (
@@ -60,6 +61,14 @@ CONTENDERS: tuple[Contender, ...] = (
         "Surge game+pred",
         "surge",
         "surge-game + predictive {lookahead: 30s, history: 2m}",
+    ),
+    Contender(
+        "surge-cpu-sat",
+        "Surge CPU+sat",
+        "surge",
+        "surge-cpu + saturation {utilization: 95, scaleUpFactor: 2}: while the ready pods average >= 95% "
+        "of their CPU request, propose at least 2x their count",
+        file="surge-cpu-saturation.yaml",
     ),
 )
 BY_KEY = {c.key: c for c in CONTENDERS}

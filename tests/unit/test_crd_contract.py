@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from surge.api.spec import SpecError, parse_policy_spec
+from surge.api.spec import Saturation, SpecError, parse_policy_spec
 
 TABLE = Path(__file__).resolve().parents[1] / "integration" / "crd_cases.yaml"
 CASES: dict[str, Any] = yaml.safe_load(TABLE.read_text())
@@ -59,3 +59,22 @@ def test_invalid_cases_are_rejected(case: dict[str, Any]) -> None:
 def test_table_is_not_empty() -> None:
     assert len(CASES.get("invalid", [])) > 10
     assert CASES.get("valid")
+
+
+def test_saturation_defaults_agree_with_the_crd() -> None:
+    crd = yaml.safe_load(
+        (TABLE.parents[2] / "crds" / "autoscaling.surge.dev_autoscalepolicies.yaml").read_text()
+    )
+    spec_schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    metric = spec_schema["properties"]["horizontal"]["properties"]["metrics"]["items"]
+    fields = metric["properties"]["resource"]["properties"]["saturation"]["properties"]
+    default = Saturation()
+    assert fields["utilization"]["default"] == default.utilization
+    assert fields["scaleUpFactor"]["default"] == default.scale_up_factor
+    # An empty saturation object parses to the same defaults the API server would fill in.
+    raw = _merge(CASES["base"], {})
+    raw["horizontal"]["metrics"][0]["resource"]["saturation"] = {}
+    parsed = parse_policy_spec(raw).horizontal
+    assert parsed is not None
+    assert parsed.metrics[0].resource is not None
+    assert parsed.metrics[0].resource.saturation == default

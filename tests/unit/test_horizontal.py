@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 import pytest
 
-from surge.api.spec import BufferSize, MetricType, ResourceAmounts, Tolerance
+from surge.api.spec import BufferSize, MetricType, ResourceAmounts, Saturation, Tolerance
+from surge.decision import PlanState, plan
 from surge.decision.horizontal import (
     MetricCalcError,
     buffer_replicas,
@@ -458,3 +460,148 @@ def test_propose_buffer_capacity_query_and_value_target() -> None:
     assert propose(val, obs, NOW, DEFAULT_TOL).replicas == 6  # ceil(2 ready * 3.0)
     missing_capacity = Observation(current_replicas=2, readings={"buffer-0": BufferReading(used=180)})
     assert "capacity query returned no value" in propose(buf, missing_capacity, NOW, DEFAULT_TOL).error
+
+
+# ---- Saturation (opt-in): a Utilization metric censored at saturation proposes at least n x factor
+
+SAT = Saturation(utilization=95, scale_up_factor=2.0)
+FULL_POD_CPU = 0.51  # a full game pod: 510m of its 500m request = 102% (bench/RESULTS.md, "HPA default")
+
+
+def _util_step(
+    n: int, cpu: float, saturation: Saturation | None, *, missing: int = 0, pending: int = 0
+) -> tuple[int, str]:
+    """One HPA calculation for n measured pods at `cpu` cores each (500m requests, target 70%)."""
+    measured = pods(n, cpu_request=0.5)
+    extra = [pod(f"m{i}", cpu_request=0.5) for i in range(missing)]
+    extra += [pod(f"q{i}", cpu_request=0.5, phase="Pending") for i in range(pending)]
+    calc = resource_utilization_replicas(
+        current_replicas=n + missing + pending,
+        target_utilization=70,
+        resource="cpu",
+        pods=measured + extra,
+        metrics=cpu_usage([cpu] * n),
+        now=NOW,
+        tolerance=DEFAULT_TOL,
+        saturation=saturation,
+    )
+    return calc.replicas, calc.detail
+
+
+def test_saturation_launch_spike_doubles_while_censored() -> None:
+    # Plain HPA: ceil(n x 102 / 70) is at most 1.46x per step, however large the demand.
+    plain, n = [2], 2
+    while n < 18:
+        n, _ = _util_step(n, FULL_POD_CPU, None)
+        plain.append(n)
+    assert plain == [2, 3, 5, 8, 12, 18]
+    # Saturated: at least 2x the measured pods per step.
+    saturated, n = [2], 2
+    while n < 16:
+        n, detail = _util_step(n, FULL_POD_CPU, SAT)
+        saturated.append(n)
+        assert "saturated (>= 95% of request" in detail
+    assert saturated == [2, 4, 8, 16]
+    replicas, detail = _util_step(2, FULL_POD_CPU, SAT)
+    assert detail == (
+        "cpu utilization 102% of 70% target over 2 ready pod(s); saturated (>= 95% of request, "
+        "demand unmeasurable): at least 2 x 2 = 4 instead of 3"
+    )
+    # Once utilization is below the threshold, the normal formula: 16 x 80 / 70 = 18.3 -> 19.
+    replicas, detail = _util_step(16, 0.40, SAT)
+    assert (replicas, detail) == (19, "cpu utilization 80% of 70% target over 16 ready pod(s)")
+    assert _util_step(16, 0.40, None)[0] == 19
+
+
+@pytest.mark.parametrize(
+    ("n", "cpu", "expected"),
+    [
+        (4, 0.475, 8),  # exactly 95%: the threshold is inclusive
+        (4, 0.4745, 6),  # 94.9% truncates to 94% like HPA's utilization: not saturated -> ceil(4 x 94/70)
+        (3, FULL_POD_CPU, 6),  # ceil(3 x 2)
+    ],
+)
+def test_saturation_threshold_is_inclusive_on_truncated_percent(n: int, cpu: float, expected: int) -> None:
+    assert _util_step(n, cpu, SAT)[0] == expected
+
+
+def test_saturation_fractional_factor_rounds_up() -> None:
+    assert _util_step(3, FULL_POD_CPU, Saturation(95, 1.5))[0] == 5  # ceil(4.5) = 5, plain ceil(4.37) = 5
+    assert _util_step(5, FULL_POD_CPU, Saturation(95, 1.7))[0] == 9  # ceil(8.5) = 9 > ceil(7.29) = 8
+
+
+@pytest.mark.parametrize("cpu", [0.05, 0.2, 0.3, 0.35, 0.37])
+def test_saturation_never_changes_scale_down_or_in_band(cpu: float) -> None:
+    # 10% .. 74%: scale-down, or within tolerance: identical with and without the rule.
+    for n in (2, 8, 20):
+        assert _util_step(n, cpu, SAT) == _util_step(n, cpu, None)
+
+
+def test_saturation_judged_on_ready_pods_with_samples_only() -> None:
+    # 2 measured pods full, 2 new pods without a sample yet: HPA counts them as 0% on scale-up
+    # (204 / 4 = 51%: the direction would flip, so keep 4); the rule multiplies only the 2 measured pods
+    # (ceil(2 x 2) = 4), so nothing compounds on pods whose load is not known yet.
+    replicas, detail = _util_step(2, FULL_POD_CPU, SAT, missing=2)
+    assert replicas == 4 == _util_step(2, FULL_POD_CPU, None, missing=2)[0]
+    assert "(2 without metrics); saturated" in detail
+    assert "instead of" not in detail  # the floor did not raise anything
+    # Same with pending (unready) pods: 10 replicas, 3 measured: the floor 6 never lowers the count.
+    assert _util_step(3, FULL_POD_CPU, SAT, pending=7)[0] == 10
+    # Once they have samples, the doubling continues from all measured pods.
+    assert _util_step(4, FULL_POD_CPU, SAT)[0] == 8
+
+
+def test_saturation_propose_reads_the_spec_and_reports_it() -> None:
+    metric = {
+        "type": "Resource",
+        "resource": {
+            "name": "cpu",
+            "target": {"type": "Utilization", "averageUtilization": 70},
+            "saturation": {"utilization": 95, "scaleUpFactor": 2},
+        },
+    }
+    (parsed,) = _metrics(metric)
+    obs = Observation(current_replicas=2, pods=pods(2, cpu_request=0.5), pod_metrics=cpu_usage([0.51] * 2))
+    prop = propose(parsed, obs, NOW, DEFAULT_TOL)
+    assert (prop.replicas, prop.value, prop.target) == (4, "102", "70")
+    assert "saturated" in prop.detail
+    (plain,) = _metrics(cpu_metric(70))
+    assert propose(plain, obs, NOW, DEFAULT_TOL).replicas == 3
+
+
+def _launch_spike(saturation: dict[str, Any] | None, demand: float, ticks: int) -> list[int]:
+    """plan() every 15 s on the bench fleet (100 slots and 500m per pod, cpu = 10m + 5m per player):
+    a pod created by a decision has no metrics sample at the next tick, one at the tick after."""
+    resource: dict[str, Any] = {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}
+    if saturation is not None:
+        resource["saturation"] = saturation
+    policy = spec(
+        {"minReplicas": 2, "maxReplicas": 40, "metrics": [{"type": "Resource", "resource": resource}]}
+    )
+    state, replicas, measured, history = PlanState(), 2, 2, [2]
+    for tick in range(ticks):
+        per_pod = min(100.0, demand / measured)
+        all_pods = pods(replicas, cpu_request=0.5)
+        metrics = {f"p{i}": usage(cpu=(10 + 5 * per_pod) / 1000) for i in range(measured)}
+        decision = plan(
+            policy,
+            Observation(current_replicas=replicas, pods=all_pods, pod_metrics=metrics),
+            state,
+            NOW + 15 * tick,
+        )
+        state, measured, replicas = decision.state, replicas, decision.to_replicas
+        history.append(replicas)
+    return history
+
+
+def test_saturation_launch_spike_through_plan_and_behavior() -> None:
+    # Plain (the bench's HPA and Surge CPU): +46% every other tick, 30 s per step.
+    assert _launch_spike(None, 1500, 11) == [2, 3, 3, 5, 5, 8, 8, 12, 12, 18, 18, 22]
+    # Saturation 95% x 2: +100% every other tick (within HPA's default +100% per 15 s limit)...
+    sat = _launch_spike({"utilization": 95, "scaleUpFactor": 2}, 1500, 7)
+    assert sat == [2, 4, 4, 8, 8, 16, 16, 32]
+    # ...but on this fleet 95% of request is 93 players of 100: 16 pods sharing 1,500 players (93.75
+    # each, 95.8%) still count as saturated, so it doubles once more past the 22 the target needs.
+    # A threshold of 100% (98 players) stops at the target's count instead:
+    at_100 = _launch_spike({"utilization": 100, "scaleUpFactor": 2}, 1500, 9)
+    assert at_100 == [2, 4, 4, 8, 8, 16, 16, 22, 22, 22]

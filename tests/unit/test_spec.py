@@ -11,6 +11,7 @@ from surge.api.spec import (
     MetricTargetType,
     MetricType,
     Mode,
+    Saturation,
     ScalingPolicy,
     ScalingPolicyType,
     SelectPolicy,
@@ -426,3 +427,57 @@ def test_parsed_spec_is_frozen() -> None:
     spec = parse_policy_spec(FULL)
     with pytest.raises(AttributeError):
         spec.mode = Mode.ACTIVE  # type: ignore[misc]
+
+
+# ---- Resource saturation (opt-in, Utilization targets only)
+
+_SAT_PATH = "horizontal.metrics.0.resource.saturation"
+
+
+def test_saturation_absent_by_default() -> None:
+    hor = parse_policy_spec(FULL).horizontal
+    assert hor is not None
+    assert hor.metrics[0].resource is not None
+    assert hor.metrics[0].resource.saturation is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({}, Saturation(95, 2.0)),
+        ({"utilization": 90, "scaleUpFactor": 1.5}, Saturation(90, 1.5)),
+        ({"utilization": 1000, "scaleUpFactor": 10}, Saturation(1000, 10.0)),
+        ({"scaleUpFactor": "3"}, Saturation(95, 3.0)),  # quoted numbers, like tolerance
+        ({"utilization": 61}, Saturation(61, 2.0)),  # just above the target (60)
+    ],
+)
+def test_saturation_parses(raw: dict[str, Any], expected: Saturation) -> None:
+    hor = parse_policy_spec(_with(_SAT_PATH, raw)).horizontal
+    assert hor is not None
+    assert hor.metrics[0].resource is not None
+    assert hor.metrics[0].resource.saturation == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "error"),
+    [
+        (_SAT_PATH, {"utilization": 60}, "saturation.utilization: must be greater than the target's"),
+        (_SAT_PATH, {"utilization": 40}, "averageUtilization (60), got 40"),
+        (_SAT_PATH, {"utilization": 1001}, "saturation.utilization: must be in [1, 1000]"),
+        (_SAT_PATH, {"utilization": "95"}, "saturation.utilization: must be an integer"),
+        (_SAT_PATH, {"scaleUpFactor": 1}, "saturation.scaleUpFactor: must be in (1, 10]"),
+        (_SAT_PATH, {"scaleUpFactor": 0.5}, "saturation.scaleUpFactor: must be in (1, 10]"),
+        (_SAT_PATH, {"scaleUpFactor": 10.5}, "saturation.scaleUpFactor: must be in (1, 10]"),
+        (_SAT_PATH, {"scaleUpFactor": "twice"}, "saturation.scaleUpFactor: must be a number"),
+        (_SAT_PATH, [95, 2], "saturation: must be an object"),
+        (
+            "horizontal.metrics.3.resource.saturation",
+            {"utilization": 95},
+            "spec.horizontal.metrics[3].resource.saturation: needs target type Utilization",
+        ),
+    ],
+)
+def test_saturation_invalid(path: str, value: Any, error: str) -> None:
+    with pytest.raises(SpecError) as info:
+        parse_policy_spec(_with(path, value))
+    assert error in str(info.value)

@@ -50,6 +50,7 @@ __all__ = [
     "PrometheusMetric",
     "ResourceAmounts",
     "ResourceMetric",
+    "Saturation",
     "ScaleTargetRef",
     "ScalingPolicy",
     "ScalingPolicyType",
@@ -130,10 +131,24 @@ class MetricTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class Saturation:
+    """Opt-in rule for a Utilization target whose metric is censored at saturation (full game servers).
+
+    When the ready pods' average utilization (those with a sample, HPA's "ready" group) is at least
+    ``utilization`` percent of the request, the measurement is only a lower bound of the demand, so the
+    metric proposes at least ``ceil(ready pods with a sample x scale_up_factor)``.
+    """
+
+    utilization: int = 95  # percent of requests, > the target's averageUtilization
+    scale_up_factor: float = 2.0  # 1 < x <= 10
+
+
+@dataclass(frozen=True, slots=True)
 class ResourceMetric:
     name: str  # cpu | memory
     target: MetricTarget
     container: str | None = None  # None: all containers of the pod
+    saturation: Saturation | None = None  # None: exact HPA behaviour
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,7 +389,31 @@ def _parse_resource(raw: Any, path: str) -> ResourceMetric:
         f"{path}.target",
         (MetricTargetType.UTILIZATION, MetricTargetType.AVERAGE_VALUE),
     )
-    return ResourceMetric(name=name, target=target, container=container)
+    saturation = _parse_saturation(res, path, target)
+    return ResourceMetric(name=name, target=target, container=container, saturation=saturation)
+
+
+def _parse_saturation(res: Mapping[str, Any], path: str, target: MetricTarget) -> Saturation | None:
+    raw = opt_mapping(res, "saturation", path)
+    if raw is None:
+        return None
+    sp = f"{path}.saturation"
+    if target.type is not MetricTargetType.UTILIZATION:
+        raise SpecError(
+            sp,
+            "needs target type Utilization: saturation is judged in percent of the pods' requests, "
+            f"and this target is {target.type.value}",
+        )
+    assert target.average_utilization is not None
+    utilization = read_int(raw, "utilization", sp, 95, 1, 1000)
+    if utilization <= target.average_utilization:
+        raise SpecError(
+            f"{sp}.utilization",
+            f"must be greater than the target's averageUtilization ({target.average_utilization}), "
+            f"got {utilization}",
+        )
+    factor = read_float(raw, "scaleUpFactor", sp, 2.0, lo=1.0, hi=10.0, lo_open=True)
+    return Saturation(utilization=utilization, scale_up_factor=factor)
 
 
 def _parse_prometheus(raw: Any, path: str) -> PrometheusMetric:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from surge.api.quantity import format_cpu, format_memory, format_quantity
-from surge.api.spec import BufferSize, MetricSpec, MetricTargetType, MetricType, Tolerance
+from surge.api.spec import BufferSize, MetricSpec, MetricTargetType, MetricType, Saturation, Tolerance
 from surge.decision.model import BufferReading, MetricError, Observation, PodInfo, PodUsage, ScalarReading
 
 __all__ = [
@@ -226,8 +226,15 @@ def resource_utilization_replicas(
     now: float,
     tolerance: Tolerance,
     container: str | None = None,
+    saturation: Saturation | None = None,
 ) -> ReplicaCalc:
-    """HPA Resource/ContainerResource metric with a Utilization target (percent of requests)."""
+    """HPA Resource/ContainerResource metric with a Utilization target (percent of requests).
+
+    With ``saturation`` (opt-in, not HPA): when the ready pods with a sample average at least
+    ``saturation.utilization`` percent, the utilization is only a lower bound of the demand (a full
+    pod cannot use more), so propose at least ``ceil(those pods x scaleUpFactor)``. Only ever raises
+    a proposal that is already a scale-up (the threshold is above the target), never a scale-down.
+    """
     if not pods:
         raise MetricCalcError("no pods returned by selector while calculating replica count")
     groups = group_pods(pods, metrics, resource, now, container)
@@ -251,6 +258,19 @@ def resource_utilization_replicas(
         f"{resource} utilization {utilization}% of {target_utilization}% target "
         f"over {len(usage)} ready pod(s)" + _pod_notes(groups)
     )
+    if saturation is not None and utilization >= saturation.utilization:
+        # Judged on, and multiplied from, the ready pods with a sample only: they are the pods whose
+        # fullness was measured. Pods without a sample or still starting may already absorb the
+        # excess, so multiplying the current count would compound on unmeasured pods every tick.
+        factor = _frac(saturation.scale_up_factor)
+        floor = math.ceil(len(usage) * factor)
+        detail += (
+            f"; saturated (>= {saturation.utilization}% of request, demand unmeasurable): "
+            f"at least {len(usage)} x {_human(saturation.scale_up_factor)} = {floor}"
+        )
+        if floor > replicas:
+            detail += f" instead of {replicas}"
+        replicas = max(replicas, floor)
     return ReplicaCalc(replicas, Fraction(utilization), detail)
 
 
@@ -411,6 +431,7 @@ def _calculate(
                 now=now,
                 tolerance=tolerance,
                 container=res.container,
+                saturation=res.saturation,
             )
         else:
             assert res.target.average_value is not None
