@@ -473,7 +473,7 @@ def test_saturation_parses(raw: dict[str, Any], expected: Saturation) -> None:
         (
             "horizontal.metrics.3.resource.saturation",
             {"utilization": 95},
-            "spec.horizontal.metrics[3].resource.saturation: needs target type Utilization",
+            "spec.horizontal.metrics[3].resource.saturation: applies to cpu only",
         ),
     ],
 )
@@ -481,3 +481,10 @@ def test_saturation_invalid(path: str, value: Any, error: str) -> None:
     with pytest.raises(SpecError) as info:
         parse_policy_spec(_with(path, value))
     assert error in str(info.value)
+
+
+def test_saturation_needs_a_utilization_target() -> None:
+    raw = _with(_SAT_PATH, {"utilization": 95})
+    raw["horizontal"]["metrics"][0]["resource"]["target"] = {"type": "AverageValue", "averageValue": "500m"}
+    with pytest.raises(SpecError, match="saturation: needs target type Utilization"):
+        parse_policy_spec(raw)

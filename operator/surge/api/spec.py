@@ -398,6 +398,8 @@ def _parse_saturation(res: Mapping[str, Any], path: str, target: MetricTarget) -
     if raw is None:
         return None
     sp = f"{path}.saturation"
+    if res.get("name") != "cpu":
+        raise SpecError(sp, "applies to cpu only: memory at its request is not a ceiling on demand")
     if target.type is not MetricTargetType.UTILIZATION:
         raise SpecError(
             sp,
