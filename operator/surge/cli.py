@@ -48,6 +48,8 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         metrics_port=args.metrics_port,
         event_repeat_seconds=base.event_repeat_seconds,
         prometheus_timeout=base.prometheus_timeout,
+        watch_timeout=base.watch_timeout,
+        malloc_trim_seconds=base.malloc_trim_seconds,
         log_json=args.log_format == "json",
         verbose=args.verbose,
     )

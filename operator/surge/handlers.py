@@ -20,7 +20,7 @@ from surge.actuation.target import Discovery, TargetRef
 from surge.config import OperatorConfig
 from surge.events import EventRecorder
 from surge.kube import api_client
-from surge.malloc_tuning import limit_malloc_arenas
+from surge.malloc_tuning import limit_malloc_arenas, release_free_memory
 from surge.metrics.pods import PodSource
 from surge.metrics.prometheus import PrometheusSource
 from surge.metrics.resource import PodMetricsSource
@@ -75,6 +75,15 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         memo["deps"] = await asyncio.to_thread(build_dependencies, cfg)
     if cfg.metrics_port:
         memo["metrics_server"] = await serve_metrics(cfg.metrics_port)
+    if cfg.malloc_trim_seconds > 0:
+        memo["trimmer"] = asyncio.create_task(_trim_memory(cfg.malloc_trim_seconds), name="surge-malloc-trim")
+
+
+async def _trim_memory(every: float) -> None:
+    """Hands memory freed after bursts (start-up, relists) back to the kernel; see malloc_tuning."""
+    while True:
+        await asyncio.sleep(every)
+        await asyncio.to_thread(release_free_memory)
 
 
 @kopf.on.login()
@@ -96,6 +105,9 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     server = memo.get("metrics_server")
     if server is not None:
         await server.cleanup()
+    trimmer = memo.get("trimmer")
+    if trimmer is not None:
+        trimmer.cancel()
 
 
 @kopf.index("autoscaling", "v2", "horizontalpodautoscalers")
