@@ -66,8 +66,8 @@ CONTENDERS: tuple[Contender, ...] = (
         "surge-cpu-sat",
         "Surge CPU+sat",
         "surge",
-        "surge-cpu + saturation {utilization: 95, scaleUpFactor: 2}: while the ready pods average >= 95% "
-        "of their CPU request, propose at least 2x their count",
+        "surge-cpu + saturation {utilization: 100, scaleUpFactor: 2}: while the ready pods average >= 100% "
+        "of their CPU request (a full pod reads 102%), propose at least 2x their count",
         file="surge-cpu-saturation.yaml",
     ),
 )
