@@ -50,7 +50,6 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         prometheus_timeout=base.prometheus_timeout,
         watch_timeout=base.watch_timeout,
         malloc_trim_seconds=base.malloc_trim_seconds,
-        worker_limit=base.worker_limit,
         log_json=args.log_format == "json",
         verbose=args.verbose,
     )

@@ -31,8 +31,6 @@ class OperatorConfig:
     io_threads: int = 16
     # kopf's watch request timeout; short keeps shutdown prompt under test.
     watch_timeout: int = 60
-    # Objects whose events kopf processes at the same time (0 = unlimited, kopf's default).
-    worker_limit: int = 32
     # Seconds between handing freed heap memory back to the kernel (malloc_trim; 0 = never).
     malloc_trim_seconds: float = 30.0
     log_json: bool = False
@@ -48,6 +46,5 @@ class OperatorConfig:
             event_repeat_seconds=_env_float("SURGE_EVENT_REPEAT_SECONDS", cls.event_repeat_seconds),
             prometheus_timeout=_env_float("SURGE_PROMETHEUS_TIMEOUT", cls.prometheus_timeout),
             watch_timeout=int(_env_float("SURGE_WATCH_TIMEOUT", cls.watch_timeout)),
-            worker_limit=int(_env_float("SURGE_WORKER_LIMIT", cls.worker_limit)),
             malloc_trim_seconds=_env_float("SURGE_MALLOC_TRIM_SECONDS", cls.malloc_trim_seconds),
         )

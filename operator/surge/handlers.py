@@ -68,9 +68,6 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = cfg.watch_timeout
     settings.persistence.finalizer = FINALIZER
-    # kopf handles every object's events concurrently by default: 1,000 new policies meant 1,000 finalizer
-    # patches and daemon starts in flight at once, a ~370 MB transient peak of RSS (bench/RESULTS.md).
-    settings.batching.worker_limit = cfg.worker_limit or None
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(max_workers=cfg.io_threads, thread_name_prefix="surge-io")
     )
