@@ -259,14 +259,15 @@ async def _observe(
     metrics = spec.horizontal.metrics if spec.horizontal else ()
     needs_pods = spec.vertical is not None or any(m.type is MetricType.RESOURCE for m in metrics)
     ns = target.ref.namespace
-    # Policies in one namespace share pod and PodMetrics LISTs no older than half their interval.
+    # Policies in one namespace share pod and PodMetrics LISTs no older than half their interval; up to as
+    # much again while the next LIST is fetched in the background, so no tick waits for a LIST.
     max_age = min(5.0, spec.interval / 2)
 
     async def pods() -> list[PodSnapshot] | MetricError:
         if not needs_pods:
             return []
         try:
-            return await deps.pods.pods(ns, scale.selector, max_age)
+            return await deps.pods.pods(ns, scale.selector, max_age, stale_ok=max_age)
         except MetricUnavailable as exc:
             return MetricError(exc.message)
 
@@ -274,7 +275,7 @@ async def _observe(
         if not needs_pods:
             return None
         try:
-            return await deps.pod_metrics.pod_usage(ns, scale.selector, max_age)
+            return await deps.pod_metrics.pod_usage(ns, scale.selector, max_age, stale_ok=max_age)
         except MetricUnavailable as exc:
             return MetricError(exc.message)
 

@@ -79,6 +79,77 @@ def test_a_failed_listing_reaches_every_waiter_and_is_not_cached() -> None:
     asyncio.run(scenario())
 
 
+def test_a_stale_listing_is_served_while_a_fresh_one_is_fetched_in_the_background() -> None:
+    now = [0.0]
+    release = asyncio.Event()
+    calls: list[float] = []
+
+    async def fetch(namespace: str) -> str:
+        calls.append(now[0])
+        if len(calls) > 1:
+            await release.wait()  # the refresh is slow: callers must not wait for it
+        return f"v{len(calls)}"
+
+    async def scenario() -> None:
+        lister = SharedLister(fetch, clock=lambda: now[0])
+        assert await lister.get("ns", max_age=5, stale_ok=5) == "v1"
+        now[0] = 7.0  # past max_age, within the stale allowance
+        assert await asyncio.wait_for(lister.get("ns", max_age=5, stale_ok=5), timeout=1) == "v1"
+        assert await asyncio.wait_for(lister.get("ns", max_age=5, stale_ok=5), timeout=1) == "v1"
+        await asyncio.sleep(0)
+        assert calls == [0.0, 7.0]  # one background refresh, not one per caller
+        release.set()
+        await asyncio.sleep(0.01)
+        assert await lister.get("ns", max_age=5, stale_ok=5) == "v2"  # fresh again, no new request
+        assert calls == [0.0, 7.0]
+
+    asyncio.run(scenario())
+
+
+def test_past_the_stale_allowance_callers_wait_for_a_fresh_listing() -> None:
+    now = [0.0]
+    calls: list[float] = []
+
+    async def fetch(namespace: str) -> str:
+        calls.append(now[0])
+        await asyncio.sleep(0)
+        return f"v{len(calls)}"
+
+    async def scenario() -> None:
+        lister = SharedLister(fetch, clock=lambda: now[0])
+        assert await lister.get("ns", max_age=5, stale_ok=5) == "v1"
+        now[0] = 10.5
+        assert await lister.get("ns", max_age=5, stale_ok=5) == "v2"
+        now[0] = 16.0  # 5.5 s old: without a stale allowance it is fetched in the foreground
+        assert await lister.get("ns", max_age=5) == "v3"
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_background_refresh_surfaces_once_the_listing_is_too_old() -> None:
+    now = [0.0]
+    attempts = [0]
+
+    async def fetch(namespace: str) -> str:
+        attempts[0] += 1
+        await asyncio.sleep(0)
+        if attempts[0] > 1:
+            raise RuntimeError("API down")
+        return "v1"
+
+    async def scenario() -> None:
+        lister = SharedLister(fetch, clock=lambda: now[0])
+        await lister.get("ns", max_age=5, stale_ok=5)
+        now[0] = 6.0
+        assert await lister.get("ns", max_age=5, stale_ok=5) == "v1"  # refresh fails quietly
+        await asyncio.sleep(0.01)
+        now[0] = 11.0
+        with pytest.raises(RuntimeError, match="API down"):
+            await lister.get("ns", max_age=5, stale_ok=5)
+
+    asyncio.run(scenario())
+
+
 # --- the label index: a lookup must select exactly what a scan would -------------------------------------
 
 _KEYS = ["app", "tier", "zone"]

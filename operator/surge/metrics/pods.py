@@ -113,7 +113,9 @@ class PodSource:
     async def _list_namespace(self, namespace: str) -> LabelIndex[PodSnapshot]:
         return await asyncio.to_thread(self._list, namespace)
 
-    async def pods(self, namespace: str, selector: str, max_age: float = 0.0) -> list[PodSnapshot]:
+    async def pods(
+        self, namespace: str, selector: str, max_age: float = 0.0, stale_ok: float = 0.0
+    ) -> list[PodSnapshot]:
         if not selector:
             # An empty selector would match every pod in the namespace: refuse rather than guess.
             raise MetricUnavailable(
@@ -123,7 +125,7 @@ class PodSource:
             parsed = parse_selector(selector)
         except SelectorError as exc:
             raise MetricUnavailable("InvalidSelector", str(exc)) from exc
-        return (await self._shared.get(namespace, max_age)).select(parsed)
+        return (await self._shared.get(namespace, max_age, stale_ok)).select(parsed)
 
 
 def _pod_labels(pod: PodSnapshot) -> Mapping[str, str]:

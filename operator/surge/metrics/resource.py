@@ -73,12 +73,14 @@ class PodMetricsSource:
     async def _list_namespace(self, namespace: str) -> LabelIndex[Row]:
         return await asyncio.to_thread(self._list, namespace)
 
-    async def pod_usage(self, namespace: str, selector: str, max_age: float = 0.0) -> dict[str, PodUsage]:
+    async def pod_usage(
+        self, namespace: str, selector: str, max_age: float = 0.0, stale_ok: float = 0.0
+    ) -> dict[str, PodUsage]:
         """Usage per pod name; pods without a fresh sample are simply absent (the engine decides)."""
         try:
             parsed = parse_selector(selector)
         except SelectorError as exc:
             raise MetricUnavailable(REASON, str(exc)) from exc
-        rows = (await self._shared.get(namespace, max_age)).select(parsed)
+        rows = (await self._shared.get(namespace, max_age, stale_ok)).select(parsed)
         now = self._clock()
         return {name: usage for name, _, usage in rows if now - usage.timestamp <= self._max_age_sample}
