@@ -20,7 +20,7 @@ from surge.actuation.target import Discovery, TargetRef
 from surge.config import OperatorConfig
 from surge.events import EventRecorder
 from surge.kube import api_client
-from surge.malloc_tuning import limit_malloc_arenas, release_free_memory
+from surge.malloc_tuning import HeapTrimmer, limit_malloc_arenas
 from surge.metrics.pods import PodSource
 from surge.metrics.prometheus import PrometheusSource
 from surge.metrics.resource import PodMetricsSource
@@ -81,9 +81,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
 async def _trim_memory(every: float) -> None:
     """Hands memory freed after bursts (start-up, relists) back to the kernel; see malloc_tuning."""
+    trimmer = HeapTrimmer(every)
     while True:
         await asyncio.sleep(every)
-        await asyncio.to_thread(release_free_memory)
+        await asyncio.to_thread(trimmer.check)
 
 
 @kopf.on.login()

@@ -8,7 +8,8 @@ chunks inside the main heap that are not at its top, so a plain free() never ret
 Two measures, both no-ops on a libc without them (musl):
 - cap the arenas at 2 before the I/O threads exist (`mallopt(M_ARENA_MAX)`; an explicit MALLOC_ARENA_MAX in
   the environment wins);
-- call `malloc_trim(0)` now and then, which hands free pages anywhere in the heaps back to the kernel.
+- call `malloc_trim(0)` now and then (HeapTrimmer decides when), which hands free pages anywhere in the heaps
+  back to the kernel.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import ctypes
 import ctypes.util
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -61,3 +63,52 @@ def release_free_memory() -> bool:
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int
     return bool(trim(0))
+
+
+def resident_bytes() -> int:
+    """This process's RSS from /proc (Linux); 0 where that is not available."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+class HeapTrimmer:
+    """Decides when a trim is worth its cost.
+
+    `malloc_trim` walks the whole heap while holding malloc's locks, so every other thread that allocates
+    (the event loop too) waits for it: on a 300 MB heap that stalls the loop for a noticeable fraction of a
+    second. So trim on a doubling back-off: after a trim that released little, wait twice as long (up to
+    `max_every`); when RSS has grown by `grow_bytes` since the last trim, or a trim released that much, start
+    again at `every`. After a burst the memory goes back within a few periods; in a steady state trims
+    become rare.
+    """
+
+    def __init__(
+        self,
+        every: float,
+        max_every: float = 600.0,
+        grow_bytes: int = 32 * 2**20,
+        rss: Callable[[], int] = resident_bytes,
+        trim: Callable[[], bool] = release_free_memory,
+    ) -> None:
+        self._every, self._max_every, self._grow = every, max_every, grow_bytes
+        self._rss, self._trim = rss, trim
+        self.wait = every  # seconds until the next check
+        self._after_last_trim: int | None = None
+        self._since_trim = 0.0
+
+    def check(self) -> bool:
+        """Called every `every` seconds (blocking: from a worker thread); returns True if it trimmed."""
+        self._since_trim += self._every
+        before = self._rss()
+        grown = self._after_last_trim is None or before - self._after_last_trim >= self._grow
+        if not grown and self._since_trim < self.wait:
+            return False
+        self._trim()
+        after = self._rss()
+        self._after_last_trim, self._since_trim = after, 0.0
+        released = before - after
+        self.wait = self._every if released >= self._grow else min(self.wait * 2, self._max_every)
+        return True

@@ -8,7 +8,7 @@ import platform
 
 import pytest
 
-from surge.malloc_tuning import limit_malloc_arenas, release_free_memory
+from surge.malloc_tuning import HeapTrimmer, limit_malloc_arenas, release_free_memory
 
 
 def test_user_setting_wins(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -45,3 +45,45 @@ def test_release_free_memory_returns_freed_heap_pages() -> None:
     after = _rss_kib()
     libc.free(chunks[-1])
     assert before - after > 50 * 1024, (before, after)
+
+
+MB = 2**20
+
+
+class _FakeHeap:
+    """RSS that a trim brings down to `live`; the test moves `rss` and `live` like a burst would."""
+
+    def __init__(self, rss: int, live: int) -> None:
+        self.rss, self.live, self.trims = rss, live, 0
+
+    def trim(self) -> bool:
+        self.trims += 1
+        released = self.rss > self.live
+        self.rss = self.live
+        return released
+
+
+def _checks(trimmer: HeapTrimmer, heap: _FakeHeap, count: int) -> list[bool]:
+    return [trimmer.check() for _ in range(count)]
+
+
+def test_trims_back_off_in_a_steady_state() -> None:
+    heap = _FakeHeap(rss=200 * MB, live=200 * MB)
+    trimmer = HeapTrimmer(every=30, max_every=240, rss=lambda: heap.rss, trim=heap.trim)
+    # Checks every 30 s: trims at 30 s, then after 60, 120, 240 and 240 s (capped).
+    expected = [True, False, True] + [False] * 3 + [True] + [False] * 7 + [True] + [False] * 7 + [True]
+    assert _checks(trimmer, heap, len(expected)) == expected
+
+
+def test_a_burst_is_given_back_and_growth_restarts_the_fast_pace() -> None:
+    heap = _FakeHeap(rss=480 * MB, live=470 * MB)  # start-up burst still going: a trim frees little
+    trimmer = HeapTrimmer(every=30, rss=lambda: heap.rss, trim=heap.trim)
+    assert trimmer.check() is True
+    heap.rss, heap.live = 484 * MB, 180 * MB  # burst over: most of the heap is free now
+    assert trimmer.check() is False  # 14 MB of growth: waits out its back-off
+    assert trimmer.check() is True
+    assert heap.rss == 180 * MB
+    assert trimmer.wait == 30  # it released a lot: keep the fast pace
+    heap.rss = 300 * MB  # another burst (e.g. a relist) grows RSS: trim at the next check
+    assert trimmer.check() is True
+    assert heap.rss == 180 * MB
