@@ -81,7 +81,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
 async def _trim_memory(every: float) -> None:
     """Hands memory freed after bursts (start-up, relists) back to the kernel; see malloc_tuning."""
-    trimmer = HeapTrimmer(every)
+    trimmer = await asyncio.to_thread(HeapTrimmer, every)  # reads /proc: not on the loop
     while True:
         await asyncio.sleep(every)
         await asyncio.to_thread(trimmer.check)
