@@ -242,7 +242,7 @@ def render(
     if whatifs:
         lines += [
             "",
-            "### What-if runs (the operator unchanged; knobs set from outside)",
+            "### What-if runs (one point each; the operator revision and its knobs are in each command)",
             "",
             "1,000 policies, variant in brackets; `--keep` keeps the workloads between runs, so a later run "
             "starts its operator on policies that already have a status (*restart*, like a real operator "
