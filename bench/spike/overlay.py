@@ -19,6 +19,7 @@ COLORS = {
     "surge-cpu": "tab:purple",
     "surge-game": "tab:blue",
     "surge-predictive": "tab:green",
+    "surge-cpu-sat": "tab:brown",
 }
 
 
