@@ -93,11 +93,10 @@ def k8s_api(kubeconfig: Path) -> client.ApiClient:
     return config.new_client_from_config(config_file=str(kubeconfig))
 
 
-@pytest.fixture
-def namespace(k8s_api: client.ApiClient) -> Iterator[str]:
-    """A fresh namespace per test, deleted afterwards (without waiting for finalization)."""
+def fresh_namespace(k8s_api: client.ApiClient, prefix: str) -> Iterator[str]:
+    """A new namespace `<prefix><random>` once pods can be admitted; deleted afterwards (not awaited)."""
     core = client.CoreV1Api(k8s_api)
-    name = f"t-{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}{uuid.uuid4().hex[:10]}"
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     # The service account controller must create 'default' before pods can be admitted.
     wait_until(
@@ -107,6 +106,12 @@ def namespace(k8s_api: client.ApiClient) -> Iterator[str]:
     )
     yield name
     core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture
+def namespace(k8s_api: client.ApiClient) -> Iterator[str]:
+    """A fresh namespace per test (watched by the session's operator: "t-*")."""
+    yield from fresh_namespace(k8s_api, "t-")
 
 
 @pytest.fixture(scope="session")

@@ -24,9 +24,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.scale.procstat import machine
 from bench.spike import contenders as cs
 from bench.spike import overlay, report, runner, stats
-from bench.spike.cluster import REPO, Admin, Testbed, machine, versions
+from bench.spike.cluster import REPO, Admin, Testbed, versions
 from surge_loadgen import trace as traces
 from surge_loadgen.timeline import Sample, read_csv
 

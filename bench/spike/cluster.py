@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
-import re
 import signal
 import subprocess
 import sys
@@ -218,19 +217,6 @@ class LoadSampler:
             "max": round(max(self.values), 2),
             "samples": len(self.values),
         }
-
-
-def machine() -> dict[str, Any]:
-    cpuinfo = Path("/proc/cpuinfo").read_text()
-    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
-    mem = re.search(r"^MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text(), re.M)
-    return {
-        "nproc": os.cpu_count() or 0,
-        "cpu_model": model.group(1).strip() if model else "unknown",
-        "memory_gib": round(int(mem.group(1)) / 2**20, 1) if mem else 0,
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-    }
 
 
 def versions(admin: Admin) -> dict[str, str]:

@@ -14,14 +14,13 @@ import socket
 import subprocess
 import sys
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from kubernetes import client
 
-from tests.conftest import Testbed
+from tests.conftest import Testbed, fresh_namespace
 from tests.integration.test_operator import cpu_policy, create_policy, load_all, replicas, start_pods
 from tests.support.wait import wait_until
 
@@ -42,16 +41,7 @@ def _get(url: str) -> tuple[int, str]:
 
 @pytest.fixture
 def cli_namespace(k8s_api: client.ApiClient) -> Iterator[str]:
-    core = client.CoreV1Api(k8s_api)
-    name = f"cli-{uuid.uuid4().hex[:8]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    wait_until(
-        lambda: any(sa.metadata.name == "default" for sa in core.list_namespaced_service_account(name).items),
-        timeout=30,
-        what=f"default service account in {name}",
-    )
-    yield name
-    core.delete_namespace(name, propagation_policy="Background")
+    yield from fresh_namespace(k8s_api, "cli-")
 
 
 def test_surge_run_scales_serves_health_and_metrics_and_stops_cleanly(

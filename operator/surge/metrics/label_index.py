@@ -25,13 +25,6 @@ class LabelIndex(Generic[T]):
                 by_label.setdefault(pair, []).append(item)
         self._by_label = by_label
 
-    def __len__(self) -> int:
-        return len(self._items)
-
-    @property
-    def items(self) -> tuple[T, ...]:
-        return self._items
-
     def select(self, selector: Selector) -> list[T]:
         """Items whose labels match, in listing order."""
         candidates: Sequence[T] = self._items
