@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 
@@ -39,17 +40,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> OperatorConfig:
-    base = OperatorConfig.from_env()
-    return OperatorConfig(
+    """The environment's settings with the flags on top (so a setting without a flag is never dropped)."""
+    return dataclasses.replace(
+        OperatorConfig.from_env(),
         prometheus_url=args.prometheus_url,
         namespaces=tuple(args.namespace),
         kubeconfig=args.kubeconfig,
         liveness=args.liveness,
         metrics_port=args.metrics_port,
-        event_repeat_seconds=base.event_repeat_seconds,
-        prometheus_timeout=base.prometheus_timeout,
-        watch_timeout=base.watch_timeout,
-        malloc_trim_seconds=base.malloc_trim_seconds,
         log_json=args.log_format == "json",
         verbose=args.verbose,
     )

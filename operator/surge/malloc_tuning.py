@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import os
 from collections.abc import Callable
@@ -27,6 +28,7 @@ M_ARENA_MAX = -8  # from glibc's <malloc.h>
 DEFAULT_ARENAS = 2
 
 
+@functools.cache
 def _libc() -> Any:
     name = ctypes.util.find_library("c")
     if not name:
