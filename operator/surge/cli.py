@@ -33,6 +33,26 @@ def _parser() -> argparse.ArgumentParser:
         "--liveness", default="", help="kopf liveness endpoint, e.g. http://0.0.0.0:8080/healthz"
     )
     run.add_argument("--metrics-port", type=int, default=0, help="serve the operator's /metrics on this port")
+    run.add_argument(
+        "--metrics-bind-address", default=defaults.metrics_bind_address, help="address /metrics binds to"
+    )
+    run.add_argument(
+        "--prometheus-allowed-url",
+        action="append",
+        default=list(defaults.prometheus_allowed_urls),
+        help="a Prometheus base URL policies may name in serverAddress (repeatable); "
+        "default: only --prometheus-url",
+    )
+    run.add_argument(
+        "--leader-elect",
+        action="store_true",
+        default=defaults.leader_election,
+        help="run as one of several replicas: only the holder of the Lease acts",
+    )
+    run.add_argument("--lease-name", default=defaults.lease_name, help="name of the Lease")
+    run.add_argument(
+        "--lease-namespace", default=defaults.lease_namespace, help="namespace of the Lease (default: own)"
+    )
     run.add_argument("--log-format", choices=("text", "json"), default="text")
     run.add_argument("-v", "--verbose", action="store_true")
     sub.add_parser("version", help="print the version")
@@ -48,6 +68,11 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         kubeconfig=args.kubeconfig,
         liveness=args.liveness,
         metrics_port=args.metrics_port,
+        metrics_bind_address=args.metrics_bind_address,
+        prometheus_allowed_urls=tuple(args.prometheus_allowed_url),
+        leader_election=args.leader_elect,
+        lease_name=args.lease_name,
+        lease_namespace=args.lease_namespace,
         log_json=args.log_format == "json",
         verbose=args.verbose,
     )

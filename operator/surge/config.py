@@ -35,6 +35,27 @@ class OperatorConfig:
     malloc_trim_seconds: float = 30.0
     log_json: bool = False
     verbose: bool = False
+    # Prometheus base URLs a policy's serverAddress may name; empty: only prometheus_url (tenants never
+    # choose which servers the operator contacts).
+    prometheus_allowed_urls: tuple[str, ...] = ()
+    # Total time limit and response-size cap of one Prometheus request (no redirects are followed).
+    prometheus_max_response_bytes: int = 1 << 20
+    # Address the operator's /metrics binds to.
+    metrics_bind_address: str = "0.0.0.0"
+    # Leader election through a coordination.k8s.io Lease (client-go's durations: 15 s / 10 s / 2 s).
+    leader_election: bool = False
+    lease_name: str = "surge-operator"
+    lease_namespace: str = ""  # "" = the namespace of the pod (POD_NAMESPACE), else "default"
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+    # Identity of this replica in the Lease (default: hostname + pid).
+    identity: str = ""
+    # Decision-state checkpoints: at most one write per policy per this many seconds (0 = never).
+    checkpoint_seconds: float = 30.0
+    # HPA's kube-controller-manager flags, same defaults.
+    cpu_initialization_period: float = 300.0
+    initial_readiness_delay: float = 30.0
 
     @classmethod
     def from_env(cls) -> OperatorConfig:
@@ -47,4 +68,19 @@ class OperatorConfig:
             prometheus_timeout=_env_float("SURGE_PROMETHEUS_TIMEOUT", cls.prometheus_timeout),
             watch_timeout=int(_env_float("SURGE_WATCH_TIMEOUT", cls.watch_timeout)),
             malloc_trim_seconds=_env_float("SURGE_MALLOC_TRIM_SECONDS", cls.malloc_trim_seconds),
+            prometheus_allowed_urls=tuple(
+                u for u in os.environ.get("SURGE_PROMETHEUS_ALLOWED_URLS", "").split(",") if u
+            ),
+            leader_election=os.environ.get("SURGE_LEADER_ELECTION", "") in ("1", "true", "True"),
+            lease_name=os.environ.get("SURGE_LEASE_NAME", cls.lease_name),
+            lease_namespace=os.environ.get("SURGE_LEASE_NAMESPACE", os.environ.get("POD_NAMESPACE", "")),
+            lease_duration=_env_float("SURGE_LEASE_DURATION", cls.lease_duration),
+            renew_deadline=_env_float("SURGE_RENEW_DEADLINE", cls.renew_deadline),
+            retry_period=_env_float("SURGE_RETRY_PERIOD", cls.retry_period),
+            identity=os.environ.get("SURGE_IDENTITY", ""),
+            checkpoint_seconds=_env_float("SURGE_CHECKPOINT_SECONDS", cls.checkpoint_seconds),
+            cpu_initialization_period=_env_float(
+                "SURGE_CPU_INITIALIZATION_PERIOD", cls.cpu_initialization_period
+            ),
+            initial_readiness_delay=_env_float("SURGE_INITIAL_READINESS_DELAY", cls.initial_readiness_delay),
         )

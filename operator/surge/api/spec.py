@@ -39,12 +39,14 @@ __all__ = [
     "ContainerPolicyMode",
     "ControlledValues",
     "Fallback",
+    "FallbackBehavior",
     "HorizontalSpec",
     "MetricSpec",
     "MetricTarget",
     "MetricTargetType",
     "MetricType",
     "Mode",
+    "PodsMetric",
     "PolicySpec",
     "Predictive",
     "PrometheusMetric",
@@ -75,6 +77,7 @@ class MetricType(StrEnum):
     RESOURCE = "Resource"
     PROMETHEUS = "Prometheus"
     BUFFER = "Buffer"
+    PODS = "Pods"  # HPA's Pods type: a PromQL query returning one series per pod (label `pod`)
 
 
 class MetricTargetType(StrEnum):
@@ -100,6 +103,11 @@ class UpdateMode(StrEnum):
     RECREATE = "Recreate"
     IN_PLACE = "InPlace"
     IN_PLACE_OR_RECREATE = "InPlaceOrRecreate"
+
+
+class FallbackBehavior(StrEnum):
+    RAISE_ONLY = "RaiseOnly"
+    EXACT = "Exact"
 
 
 class ContainerPolicyMode(StrEnum):
@@ -159,6 +167,16 @@ class PrometheusMetric:
 
 
 @dataclass(frozen=True, slots=True)
+class PodsMetric:
+    """HPA's ``Pods`` metric: ``query`` returns one series per pod, keyed by its ``pod`` label; the target
+    is an average per pod (AverageValue), with HPA's rules for missing, unready and Pending pods."""
+
+    query: str
+    target: MetricTarget
+    server_address: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class BufferSize:
     """Free capacity to keep: exactly one of ``absolute`` (units of the used query) or ``percent``."""
 
@@ -188,6 +206,7 @@ class MetricSpec:
     resource: ResourceMetric | None = None
     prometheus: PrometheusMetric | None = None
     buffer: BufferMetric | None = None
+    pods: PodsMetric | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +266,9 @@ class Predictive:
 class Fallback:
     failure_threshold: int
     replicas: int
+    # RaiseOnly (default): the fallback count is a floor, so missing data never scales down;
+    # Exact: hold exactly ``replicas`` (KEDA's behaviour), scaling down if the user asked for it.
+    behavior: FallbackBehavior = FallbackBehavior.RAISE_ONLY
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,15 @@ from fractions import Fraction
 
 from surge.api.quantity import format_cpu, format_memory, format_quantity
 from surge.api.spec import BufferSize, MetricSpec, MetricTargetType, MetricType, Saturation, Tolerance
-from surge.decision.model import BufferReading, MetricError, Observation, PodInfo, PodUsage, ScalarReading
+from surge.decision.model import (
+    BufferReading,
+    EngineSettings,
+    MetricError,
+    Observation,
+    PodInfo,
+    PodUsage,
+    ScalarReading,
+)
 
 __all__ = [
     "CPU_INITIALIZATION_PERIOD",
@@ -391,6 +399,7 @@ def propose(
     now: float,
     tolerance: Tolerance,
     pods: Sequence[PodInfo] | None = None,
+    settings: EngineSettings | None = None,
 ) -> MetricProposal:
     """One metric's proposal from this tick's observation; errors become a failed proposal.
 

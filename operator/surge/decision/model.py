@@ -14,11 +14,13 @@ from surge.api.spec import ResourceAmounts
 __all__ = [
     "BufferReading",
     "ContainerResources",
+    "EngineSettings",
     "MetricError",
     "OOMEvent",
     "Observation",
     "PodInfo",
     "PodUsage",
+    "PodsReading",
     "Reading",
     "ScalarReading",
 ]
@@ -74,13 +76,32 @@ class BufferReading:
 
 
 @dataclass(frozen=True, slots=True)
+class PodsReading:
+    """A Pods metric: one value per pod name (pods without a series are simply absent)."""
+
+    values: Mapping[str, float]
+
+
+@dataclass(frozen=True, slots=True)
 class MetricError:
     """Fetching a metric failed (or its data was stale): counts as a failed metric."""
 
     message: str
 
 
-Reading = ScalarReading | BufferReading | MetricError
+Reading = ScalarReading | BufferReading | PodsReading | MetricError
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    """Operator-wide knobs of the engine (kube-controller-manager flags for the HPA), with HPA's defaults."""
+
+    # --horizontal-pod-autoscaler-cpu-initialization-period: a CPU sample of a pod younger than this is
+    # trusted only if the pod was ready when it was taken.
+    cpu_initialization_period: float = 300.0
+    # --horizontal-pod-autoscaler-initial-readiness-delay: readiness flips within this time after start
+    # count as initial readiness, not as a pod that was ready and became unready.
+    initial_readiness_delay: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)

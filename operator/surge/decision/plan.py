@@ -30,7 +30,7 @@ from surge.api.status import ContainerRecommendationStatus, LastDecision, Metric
 from surge.decision.behavior import BehaviorState, normalize, record_scale
 from surge.decision.fallback import fallback_replicas, next_failure_count
 from surge.decision.horizontal import MetricProposal, propose
-from surge.decision.model import Observation, PodInfo
+from surge.decision.model import EngineSettings, Observation, PodInfo
 from surge.decision.predictive import PredictiveState, predict_replicas
 from surge.decision.vertical import ContainerEstimate, ContainerResize, VerticalState, vertical_step
 
@@ -236,7 +236,13 @@ def _conflicts(horizontal: HorizontalSpec | None, vertical: VerticalSpec | None)
     return tuple(found)
 
 
-def plan(spec: PolicySpec, obs: Observation, state: PlanState, now: float) -> Decision:
+def plan(
+    spec: PolicySpec,
+    obs: Observation,
+    state: PlanState,
+    now: float,
+    settings: EngineSettings = EngineSettings(),  # noqa: B008 - frozen value, shared safely
+) -> Decision:
     """Decide replicas and container sizes for one tick. Pure: same inputs, same Decision."""
     current = obs.current_replicas
     vstate = state.vertical
@@ -264,7 +270,7 @@ def plan(spec: PolicySpec, obs: Observation, state: PlanState, now: float) -> De
 
     live = spec.vertical is not None and spec.vertical.update_mode in _LIVE_RESIZE_MODES
     pods = _resized_pods(obs.pods, resizes) if resizes and live else obs.pods
-    proposals = tuple(propose(m, obs, now, hor.tolerance, pods) for m in hor.metrics)
+    proposals = tuple(propose(m, obs, now, hor.tolerance, pods, settings) for m in hor.metrics)
     ok = [p for p in proposals if p.ok]
     failed = [p for p in proposals if not p.ok]
     failures = next_failure_count(state.consecutive_failures, all_failed=not ok)
