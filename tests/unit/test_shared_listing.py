@@ -150,6 +150,55 @@ def test_a_failed_background_refresh_surfaces_once_the_listing_is_too_old() -> N
     asyncio.run(scenario())
 
 
+def test_a_cancelled_caller_never_cancels_the_listing_the_others_wait_for() -> None:
+    release = asyncio.Event()
+    calls: list[str] = []
+
+    async def fetch(namespace: str) -> str:
+        calls.append(namespace)
+        await release.wait()
+        return "pods"
+
+    async def scenario() -> None:
+        lister = SharedLister(fetch, clock=lambda: 0.0)
+        first = asyncio.create_task(lister.get("ns", 5))  # this policy's task started the LIST
+        await asyncio.sleep(0)
+        others = [asyncio.create_task(lister.get("ns", 5)) for _ in range(3)]
+        await asyncio.sleep(0)
+        first.cancel()  # kopf cancels the first policy's daemon (policy deleted)
+        await asyncio.sleep(0)
+        release.set()
+        assert await asyncio.gather(*others) == ["pods"] * 3
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert calls == ["ns"]  # one LIST, finished for the others
+
+    asyncio.run(scenario())
+
+
+def test_every_caller_cancelled_still_finishes_and_caches_the_listing() -> None:
+    release = asyncio.Event()
+    calls: list[str] = []
+
+    async def fetch(namespace: str) -> str:
+        calls.append(namespace)
+        await release.wait()
+        return "pods"
+
+    async def scenario() -> None:
+        lister = SharedLister(fetch, clock=lambda: 0.0)
+        only = asyncio.create_task(lister.get("ns", 5))
+        await asyncio.sleep(0)
+        only.cancel()
+        await asyncio.sleep(0)
+        release.set()
+        await asyncio.sleep(0.01)
+        assert await lister.get("ns", 5) == "pods"
+        assert calls == ["ns"]  # the next caller used the listing the cancelled one started
+
+    asyncio.run(scenario())
+
+
 # --- the label index: a lookup must select exactly what a scan would -------------------------------------
 
 _KEYS = ["app", "tier", "zone"]

@@ -30,14 +30,19 @@ class _Entry(Generic[T]):
 
 
 class SharedLister(Generic[T]):
+    """The LIST runs in a task owned by the lister; callers await it shielded.
+
+    A caller's cancellation (kopf cancelling one policy's daemon) therefore never cancels the request the
+    other policies in the namespace are waiting for.
+    """
+
     def __init__(
         self, fetch: Callable[[str], Awaitable[T]], clock: Callable[[], float] = time.monotonic
     ) -> None:
         self._fetch = fetch
         self._clock = clock
         self._entries: dict[str, _Entry[T]] = {}
-        self._inflight: dict[str, asyncio.Future[T]] = {}
-        self._background: set[asyncio.Task[None]] = set()  # strong references until they finish
+        self._inflight: dict[str, asyncio.Task[T]] = {}  # also the strong references until they finish
 
     async def get(self, namespace: str, max_age: float, stale_ok: float = 0.0) -> T:
         entry = self._entries.get(namespace)
@@ -46,42 +51,33 @@ class SharedLister(Generic[T]):
             if age <= max_age:
                 return entry.value
             if age <= max_age + stale_ok:
-                self._refresh_in_background(namespace)
+                self._start(namespace)  # refresh in the background; this caller uses what is there
                 return entry.value
-        pending = self._inflight.get(namespace)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        return await self._fetch_shared(namespace)
+        return await asyncio.shield(self._start(namespace))
 
-    def _refresh_in_background(self, namespace: str) -> None:
-        if namespace in self._inflight:
-            return
+    def _start(self, namespace: str) -> asyncio.Task[T]:
+        task = self._inflight.get(namespace)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(
+                self._fetch_and_keep(namespace), name=f"surge-list-{namespace}"
+            )
+            self._inflight[namespace] = task
+            task.add_done_callback(lambda done: self._finished(namespace, done))
+        return task
 
-        async def refresh() -> None:
-            try:
-                await self._fetch_shared(namespace)
-            except Exception as exc:  # the next caller past the stale limit fetches and sees the error
-                log.debug("background listing of %s failed: %s", namespace, exc)
+    def _finished(self, namespace: str, task: asyncio.Task[T]) -> None:
+        if self._inflight.get(namespace) is task:
+            del self._inflight[namespace]
+        if not task.cancelled() and task.exception() is not None:
+            # Retrieved here so a background refresh nobody awaited does not log "never retrieved";
+            # the next caller past the stale limit fetches again and sees the error itself.
+            log.debug("listing of %s failed: %s", namespace, task.exception())
 
-        task = asyncio.get_running_loop().create_task(refresh(), name=f"surge-list-{namespace}")
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _fetch_shared(self, namespace: str) -> T:
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._inflight[namespace] = future
+    async def _fetch_and_keep(self, namespace: str) -> T:
         started = self._clock()
-        try:
-            value = await self._fetch(namespace)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters (if any) re-raise it themselves
-            raise
-        finally:
-            self._inflight.pop(namespace, None)
+        value = await self._fetch(namespace)
         # The response is as old as the moment it was requested, not the moment it arrived.
         self._entries[namespace] = _Entry(started, value)
-        future.set_result(value)
         return value
 
     def forget(self, namespace: str) -> None:
