@@ -174,3 +174,51 @@ def test_status_patch_from_nothing_and_deletions() -> None:
 )
 def test_merge_patch(old: dict[str, Any], new: dict[str, Any], patch: dict[str, Any]) -> None:
     assert merge_patch(old, new) == patch
+
+
+def test_status_always_fits_the_crd_limits() -> None:
+    """A status outside the CRD's limits is refused whole (422): proposals beyond int32, huge values."""
+    import yaml
+
+    from surge.api.status import INT32_MAX, ContainerRecommendationStatus, LastDecision, MetricStatus
+
+    huge = "1" + "0" * 306
+    status = build_status(
+        observed_generation=3,
+        current_replicas=2**40,
+        desired_replicas=-5,
+        current_metrics=[
+            MetricStatus("m" * 300, "Prometheus" * 5, huge, huge, proposed_replicas=2**63, error="e" * 5000)
+        ]
+        * 20,
+        recommendations=[ContainerRecommendationStatus("c" * 100, target={"cpu": huge})],
+        last_decision=LastDecision("2026-01-01T00:00:00Z", 2**33, 2**33, "r" * 2000, "L" * 200),
+        consecutive_failures=2**35,
+    )
+    assert status["currentReplicas"] == INT32_MAX
+    assert status["desiredReplicas"] == 0
+    assert status["consecutiveFailures"] == INT32_MAX
+    assert status["lastDecision"]["to"] == INT32_MAX
+
+    from pathlib import Path
+
+    crd_file = Path(__file__).resolve().parents[2] / "crds" / "autoscaling.surge.dev_autoscalepolicies.yaml"
+    crd = yaml.safe_load(crd_file.read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+
+    def check(value: Any, sch: dict[str, Any], path: str) -> None:
+        if isinstance(value, str):
+            assert len(value) <= sch.get("maxLength", 10**9), path
+        elif isinstance(value, int):
+            if sch.get("format") == "int32":
+                assert 0 <= value <= INT32_MAX, path
+        elif isinstance(value, list):
+            assert len(value) <= sch.get("maxItems", 10**9), path
+            for i, item in enumerate(value):
+                check(item, sch["items"], f"{path}[{i}]")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                check(item, sch.get("properties", {}).get(key, {}), f"{path}.{key}")
+
+    check(status, schema, "status")
+    assert status["currentMetrics"][0]["value"] == "1e306"

@@ -11,14 +11,55 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from surge.api.quantity import parse_quantity
+
 __all__ = [
+    "INT32_MAX",
     "ContainerRecommendationStatus",
     "LastDecision",
     "MetricStatus",
     "build_status",
+    "clip",
+    "fit_quantity_text",
+    "int32",
     "merge_patch",
     "status_patch",
 ]
+
+
+# The CRD's limits (crds/autoscaling.surge.dev_autoscalepolicies.yaml): a status outside them is refused
+# whole by the API server (422), so every value is fitted here, where the status is shaped.
+INT32_MAX = 2**31 - 1  # format int32; HPA caps its proposals here too
+MAX_NAME = 253
+MAX_TYPE = 32
+MAX_QUANTITY = 64  # currentMetrics[].value/target and recommendation amounts
+MAX_TEXT = 1024  # currentMetrics[].error, lastDecision.reason, conditions[].reason
+MAX_LIMITED_BY = 128
+MAX_CONTAINER_NAME = 63
+MAX_LIST = 16  # currentMetrics and conditions
+MAX_RECOMMENDATIONS = 32
+
+
+def int32(value: int) -> int:
+    """Non-negative and within int32 (the CRD's format for replica counts)."""
+    return min(max(int(value), 0), INT32_MAX)
+
+
+def clip(text: str, limit: int) -> str:
+    """At most ``limit`` characters; a clipped text ends in "..." so a reader knows."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def fit_quantity_text(text: str, limit: int = MAX_QUANTITY) -> str:
+    """A quantity string that fits ``limit``: huge values (1e306 written out) become exponent form."""
+    if len(text) <= limit:
+        return text
+    try:
+        value = float(parse_quantity(text))
+    except (ValueError, ArithmeticError):
+        return clip(text, limit)
+    short = f"{value:.6g}".replace("e+", "e")
+    return short if len(short) <= limit else clip(short, limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,14 +75,14 @@ class MetricStatus:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "name": self.name,
-            "type": self.type,
-            "value": self.value,
-            "target": self.target,
+            "name": clip(self.name, MAX_NAME),
+            "type": clip(self.type, MAX_TYPE),
+            "value": fit_quantity_text(self.value),
+            "target": fit_quantity_text(self.target),
         }
         if self.proposed_replicas is not None:
-            out["proposedReplicas"] = self.proposed_replicas
-        out["error"] = self.error
+            out["proposedReplicas"] = int32(self.proposed_replicas)
+        out["error"] = clip(self.error, MAX_TEXT)
         return out
 
 
@@ -57,12 +98,16 @@ class ContainerRecommendationStatus:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "containerName": self.container_name,
-            "target": dict(self.target),
-            "lowerBound": dict(self.lower_bound),
-            "upperBound": dict(self.upper_bound),
-            "uncappedTarget": dict(self.uncapped_target),
+            "containerName": clip(self.container_name, MAX_CONTAINER_NAME),
+            "target": _amounts(self.target),
+            "lowerBound": _amounts(self.lower_bound),
+            "upperBound": _amounts(self.upper_bound),
+            "uncappedTarget": _amounts(self.uncapped_target),
         }
+
+
+def _amounts(values: Mapping[str, str]) -> dict[str, str]:
+    return {k: fit_quantity_text(v) for k, v in values.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +121,10 @@ class LastDecision:
     def to_dict(self) -> dict[str, Any]:
         return {
             "time": self.time,
-            "from": self.from_replicas,
-            "to": self.to_replicas,
-            "reason": self.reason,
-            "limitedBy": self.limited_by,
+            "from": int32(self.from_replicas),
+            "to": int32(self.to_replicas),
+            "reason": clip(self.reason, MAX_TEXT),
+            "limitedBy": clip(self.limited_by, MAX_LIMITED_BY),
         }
 
 
@@ -102,23 +147,32 @@ def build_status(
     """
     status: dict[str, Any] = {}
     if observed_generation is not None:
-        status["observedGeneration"] = observed_generation
+        status["observedGeneration"] = max(observed_generation, 0)
     if current_replicas is not None:
-        status["currentReplicas"] = current_replicas
+        status["currentReplicas"] = int32(current_replicas)
     if desired_replicas is not None:
-        status["desiredReplicas"] = desired_replicas
+        status["desiredReplicas"] = int32(desired_replicas)
     if last_scale_time is not None:
         status["lastScaleTime"] = last_scale_time
-    status["currentMetrics"] = [m.to_dict() for m in current_metrics]
+    status["currentMetrics"] = [m.to_dict() for m in current_metrics[:MAX_LIST]]
     if recommendations is not None:
-        status["recommendation"] = {"containerRecommendations": [r.to_dict() for r in recommendations]}
+        status["recommendation"] = {
+            "containerRecommendations": [r.to_dict() for r in recommendations[:MAX_RECOMMENDATIONS]]
+        }
     if last_decision is not None:
         status["lastDecision"] = last_decision.to_dict()
-    status["consecutiveFailures"] = consecutive_failures
-    status["conditions"] = [dict(c) for c in conditions]
+    status["consecutiveFailures"] = int32(consecutive_failures)
+    status["conditions"] = [_fit_condition(c) for c in conditions[:MAX_LIST]]
     if extra:
         status.update(extra)
     return status
+
+
+def _fit_condition(condition: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(condition)
+    if isinstance(out.get("reason"), str):
+        out["reason"] = clip(out["reason"], MAX_TEXT)
+    return out
 
 
 def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
