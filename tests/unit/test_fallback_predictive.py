@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from surge.api.spec import Fallback
+from surge.api.spec import Fallback, FallbackBehavior
 from surge.decision.fallback import fallback_replicas, next_failure_count
 from surge.decision.predictive import (
     MAX_GROWTH_FACTOR,
@@ -25,18 +25,30 @@ def test_failure_count(previous: int, all_failed: bool, expected: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("fallback", "failures", "expected"),
+    ("fallback", "failures", "current", "expected"),
     [
-        (None, 10, None),
-        (Fallback(3, 10), 2, None),
-        (Fallback(3, 10), 3, 10),
-        (Fallback(3, 10), 7, 10),
-        (Fallback(1, 100), 1, 20),  # clamped to max
-        (Fallback(1, 0), 1, 2),  # clamped to min
+        (None, 10, 5, None),
+        (Fallback(3, 10), 2, 5, None),
+        (Fallback(3, 10), 3, 5, 10),
+        (Fallback(3, 10), 7, 5, 10),
+        (Fallback(1, 100), 1, 5, 20),  # clamped to max
+        (Fallback(1, 0), 1, 1, 2),  # clamped to min
+        # RaiseOnly (default): a floor; missing data never scales down.
+        (Fallback(3, 2), 3, 5, 5),
+        (Fallback(3, 2, FallbackBehavior.RAISE_ONLY), 3, 12, 12),
+        (Fallback(3, 8, FallbackBehavior.RAISE_ONLY), 3, 5, 8),
+        (Fallback(3, 2, FallbackBehavior.RAISE_ONLY), 3, 30, 20),  # above max: back into range
+        # Exact: hold exactly the fallback count, down too.
+        (Fallback(3, 2, FallbackBehavior.EXACT), 3, 5, 2),
+        (Fallback(3, 8, FallbackBehavior.EXACT), 3, 5, 8),
+        (Fallback(3, 2, FallbackBehavior.EXACT), 2, 5, None),
     ],
 )
-def test_fallback_replicas(fallback: Fallback | None, failures: int, expected: int | None) -> None:
-    assert fallback_replicas(fallback, failures, min_replicas=2, max_replicas=20) == expected
+def test_fallback_replicas(
+    fallback: Fallback | None, failures: int, current: int, expected: int | None
+) -> None:
+    got = fallback_replicas(fallback, failures, min_replicas=2, max_replicas=20, current=current)
+    assert got == expected
 
 
 def _state(points: list[tuple[float, float]]) -> PredictiveState:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 
 from surge.api import conditions as cond
 from surge.api.conditions import set_condition
-from surge.api.spec import PolicySpec, ResourceAmounts
+from surge.api.spec import FallbackBehavior, PolicySpec, ResourceAmounts
 from surge.decision import (
     BufferReading,
     ContainerResources,
@@ -103,6 +104,30 @@ def test_all_failed_holds_then_falls_back_then_recovers() -> None:
     ok = plan(s, obs(4, [0.5] * 4), state, NOW + 60)
     assert ok.state.consecutive_failures == 0
     assert not ok.fallback_active
+
+
+@pytest.mark.parametrize(
+    ("behavior", "current", "expected"),
+    [
+        (FallbackBehavior.RAISE_ONLY, 5, 5),  # a Prometheus outage never scales 5 -> 2
+        (FallbackBehavior.RAISE_ONLY, 1, 2),  # but raises to the floor
+        (FallbackBehavior.EXACT, 5, 2),  # the user asked for exactly 2
+        (FallbackBehavior.EXACT, 1, 2),
+    ],
+)
+def test_fallback_behaviour_decides_whether_missing_data_may_scale_down(
+    behavior: FallbackBehavior, current: int, expected: int
+) -> None:
+    base = hspec(prom_metric(average="10"), fallback={"failureThreshold": 1, "replicas": 2})
+    assert base.horizontal is not None
+    assert base.horizontal.fallback is not None
+    fallback = dataclasses.replace(base.horizontal.fallback, behavior=behavior)
+    s = dataclasses.replace(base, horizontal=dataclasses.replace(base.horizontal, fallback=fallback))
+    broken = Observation(current_replicas=current, readings={"prometheus-0": MetricError("down")})
+    d = plan(s, broken, PlanState(), NOW)
+    assert d.fallback_active
+    assert d.to_replicas == expected
+    assert ("RaiseOnly" in d.reason) is (behavior is FallbackBehavior.RAISE_ONLY)
 
 
 def test_all_failed_without_fallback_keeps_count_but_fixes_range() -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from surge.api import conditions as cond
 from surge.api.spec import (
     ContainerPolicyMode,
+    FallbackBehavior,
     HorizontalSpec,
     MetricTargetType,
     MetricType,
@@ -289,7 +290,9 @@ def plan(
 
     fallback = None
     if not ok:
-        fallback = fallback_replicas(hor.fallback, failures, hor.min_replicas, hor.max_replicas)
+        fallback = fallback_replicas(
+            hor.fallback, failures, hor.min_replicas, hor.max_replicas, current=current
+        )
         if fallback is None:
             errors = "; ".join(f"{p.name}: {p.error}" for p in failed)
             reason = f"all metrics failed ({errors})"
@@ -298,9 +301,16 @@ def plan(
                 reason += f"; fallback to {hor.fallback.replicas} after {left} more failure(s)"
             return _hold(hor, current, reason, replace(base, consecutive_failures=failures), now, common)
         raw = fallback
+        assert hor.fallback is not None  # fallback_replicas answers None without one
+        floor = (
+            f" (behavior {hor.fallback.behavior.value}: at least {hor.fallback.replicas}, "
+            "never fewer than now)"
+            if hor.fallback.behavior is FallbackBehavior.RAISE_ONLY
+            else ""
+        )
         headline = (
             f"all {len(failed)} metric(s) failed {failures} times in a row "
-            f"({failed[0].name}: {failed[0].error}): fallback to {fallback} replicas"
+            f"({failed[0].name}: {failed[0].error}): fallback to {fallback} replicas{floor}"
         )
         predictive = state.predictive
     else:
