@@ -62,12 +62,16 @@ run: $(STAMP) install ## Run the operator locally against the embedded cluster (
 	$(VENV)/bin/surge run --kubeconfig "$${KUBECONFIG:-$$SURGE_KUBECONFIG}" --prometheus-url "$$SURGE_PROMETHEUS_URL" --metrics-port 18080
 
 ##@ Tests
-.PHONY: test test-unit test-integration
+.PHONY: test test-unit test-integration test-faults
 test-unit: $(STAMP) ## Fast unit tests (no cluster).
 	$(VENV)/bin/pytest tests/unit -q $(PYTEST_ARGS)
 
-test: setup testbed ## All tests: unit, then integration + e2e on the embedded cluster (started if needed).
-	$(VENV)/bin/pytest tests -q $(PYTEST_ARGS)
+test: setup testbed ## All tests: unit, integration + e2e on the embedded cluster, then the fault suite.
+	$(VENV)/bin/pytest tests -q --ignore=tests/faults $(PYTEST_ARGS)
+	$(VENV)/bin/pytest tests/faults -q $(PYTEST_ARGS)
+
+test-faults: setup testbed ## Fault suite: components killed and restarted on a cluster of its own ("faults").
+	$(VENV)/bin/pytest tests/faults -q $(PYTEST_ARGS)
 
 test-integration: setup testbed ## Integration tests only.
 	$(VENV)/bin/pytest tests/integration -q $(PYTEST_ARGS)
