@@ -11,6 +11,7 @@ from surge.api.spec import ResourceAmounts, VerticalSpec
 from surge.decision.histogram import CPU_HISTOGRAM, MEMORY_HISTOGRAM, DecayingHistogram, HistogramOptions
 from surge.decision.model import ContainerResources, MetricError, Observation, OOMEvent, PodUsage
 from surge.decision.vertical import (
+    SHRINK_CONFIDENCE,
     VerticalOutcome,
     VerticalState,
     plan_resizes,
@@ -336,3 +337,58 @@ def test_no_data_no_recommendation() -> None:
     out = vertical_step(VerticalState(), vspec(), Observation(current_replicas=1, containers=template()), 0)
     assert out.estimates == ()
     assert out.resizes == ()
+
+
+# ---- low confidence: raise, never shrink
+
+
+def idle_after_restart(vs: VerticalSpec, samples: int, step: float = 60.0) -> VerticalOutcome:
+    """A 2-CPU pod that is idle (5m used) for ``samples`` samples, starting from an empty state."""
+    containers = template(cpu=2.0, memory=2048 * MI)
+    _, out = feed(
+        vs, cpu=0.005, memory=32 * MI, pods=1, seconds=(samples - 1) * step, step=step, containers=containers
+    )
+    return out
+
+
+def test_one_idle_sample_after_a_restart_never_shrinks_a_2_cpu_pod() -> None:
+    out = idle_after_restart(vspec(halfLife="24h"), samples=1)
+    (est,) = out.estimates
+    assert est.confidence < SHRINK_CONFIDENCE
+    assert est.target.cpu is not None
+    assert est.target.cpu < 0.2  # the recommendation itself is small...
+    assert out.resizes == ()  # ...but one sample is no reason to take 2 CPUs away
+
+
+def test_enough_history_shrinks_an_idle_pod() -> None:
+    vs = vspec(halfLife="10m")
+    young = idle_after_restart(vs, samples=4)  # 3 min of history: below half a half-life
+    assert young.resizes == ()
+    old = idle_after_restart(vs, samples=12)  # 11 min: more than half a half-life, 12 samples
+    (est,) = old.estimates
+    assert est.confidence >= SHRINK_CONFIDENCE
+    (resize,) = old.resizes
+    assert resize.new_requests.cpu is not None
+    assert resize.new_requests.cpu < 0.1
+    assert resize.new_requests.memory is not None
+    assert resize.new_requests.memory < 2048 * MI
+
+
+def test_low_confidence_still_raises() -> None:
+    # 3 minutes of a busy pod at a 10m half-life: too little history to shrink, enough to raise.
+    vs = vspec(halfLife="10m")
+    _, out = feed(vs, cpu=1.5, memory=32 * MI, pods=1, seconds=180, step=60, containers=template(cpu=0.25))
+    (est,) = out.estimates
+    assert est.confidence < SHRINK_CONFIDENCE
+    (resize,) = out.resizes
+    assert resize.new_requests.cpu is not None
+    assert resize.new_requests.cpu > 1.5
+    assert resize.new_requests.memory == 256 * MI  # memory would shrink: left alone
+
+
+def test_low_confidence_still_enforces_max_allowed() -> None:
+    vs = vspec(halfLife="24h", containerPolicies=[{"containerName": "app", "maxAllowed": {"cpu": "1"}}])
+    out = idle_after_restart(vs, samples=1)
+    (resize,) = out.resizes
+    assert resize.new_requests.cpu == 1.0  # down to the user's cap, not to the 1-sample guess
+    assert resize.new_requests.memory == 2048 * MI

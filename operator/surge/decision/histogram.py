@@ -55,7 +55,9 @@ class DecayingHistogram:
 
     @property
     def total_weight(self) -> float:
-        return sum(self.weights.values())
+        # fsum is exact, so the total (and every percentile) does not depend on the order the buckets
+        # were first filled in: a histogram restored from a checkpoint decides exactly like the original.
+        return math.fsum(self.weights.values())
 
     def is_empty(self) -> bool:
         return self.total_weight < EPSILON

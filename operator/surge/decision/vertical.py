@@ -12,6 +12,11 @@
 - A resource is resized only when the current request is outside [lowerBound, upperBound], after an
   OOM, or when the target moved by at least ``minChangeFraction`` and the history spans at least
   half a half-life (VPA's updater waits 12h of pod life, half its 24h half-life, for that rule).
+- Low confidence never shrinks: until the history reaches ``SHRINK_CONFIDENCE`` (half a half-life of
+  span, and as many samples as one a minute would give), a request may be raised but never lowered
+  (except down to maxAllowed, a user's cap rather than a guess).
+  One idle sample after a restart would otherwise put a 2-CPU request above a 10x-widened upper
+  bound of a few dozen millicores and resize it down to almost nothing.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from surge.decision.model import ContainerResources, MetricError, Observation, O
 __all__ = [
     "MIN_CPU",
     "MIN_MEMORY",
+    "SHRINK_CONFIDENCE",
     "ContainerEstimate",
     "ContainerHistory",
     "ContainerResize",
@@ -55,6 +61,7 @@ OOM_MIN_BUMP = 100 * 2**20  # 100Mi
 MIN_CPU = 0.025  # per container floor for a recommendation (VPA: 25m per pod)
 MIN_MEMORY = 64 * 2**20  # per container floor (VPA: 250Mi per pod, too big for small sidecars)
 MAX_UPPER_MULTIPLIER = 10.0  # VPA's (1 + 1/confidence) is unbounded at zero history
+SHRINK_CONFIDENCE = 0.5  # half-lives of history (span and sample count) before a request may go down
 MI = 2**20
 
 
@@ -155,6 +162,7 @@ class ContainerEstimate:
     upper_bound: ResourceAmounts
     uncapped_target: ResourceAmounts
     history_seconds: float = 0.0  # span of the usage samples behind this estimate
+    confidence: float = 0.0  # history in half-lives (span and sample count, the smaller); see _confidence
 
     def to_status(self) -> ContainerRecommendationStatus:
         return ContainerRecommendationStatus(
@@ -363,7 +371,8 @@ def _estimate(
     hist: ContainerHistory, spec: VerticalSpec, policy: ContainerPolicy, name: str, now: float
 ) -> ContainerEstimate | None:
     margin = 1 + spec.safety_margin_fraction
-    confidence = max(_confidence(hist, spec.half_life), 1e-6)
+    measured = _confidence(hist, spec.half_life)
+    confidence = max(measured, 1e-6)
     upper_mult = min(1 + 1 / confidence, MAX_UPPER_MULTIPLIER)
     lower_mult = (1 + 0.001 / confidence) ** -2
     values: dict[str, dict[str, float]] = {"target": {}, "lower": {}, "upper": {}, "uncapped": {}}
@@ -393,7 +402,7 @@ def _estimate(
     if hist.first_sample_time is not None and hist.last_sample_time is not None:
         span = hist.last_sample_time - hist.first_sample_time
     return ContainerEstimate(
-        name, amounts("target"), amounts("lower"), amounts("upper"), amounts("uncapped"), span
+        name, amounts("target"), amounts("lower"), amounts("upper"), amounts("uncapped"), span, measured
     )
 
 
@@ -428,6 +437,14 @@ def plan_resizes(
             limit = limits[resource]
             if policy.controlled_values is ControlledValues.REQUESTS_ONLY and limit is not None:
                 target = min(target, limit)  # a request above the limit is invalid
+            if current is not None and target < current and est.confidence < SHRINK_CONFIDENCE:
+                # Too little history to trust a lower number (raising is always allowed); only the
+                # user's maxAllowed, which is no guess, still brings a request down.
+                cap = policy.max_allowed.get(resource)
+                if cap is None or current <= cap:
+                    continue
+                capped = policy.controlled_values is ControlledValues.REQUESTS_ONLY and limit is not None
+                target = min(cap, limit) if capped and limit is not None else cap
             why = _resize_reason(resource, current, target, est, spec, est.container in oom_containers)
             if why is None:
                 continue
