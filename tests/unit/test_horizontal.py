@@ -168,8 +168,13 @@ UTIL_CASES = [
         50,
         3,
         50,
-        extra_pods=[pod("gone", deleting=True), pod("dead", phase="Failed"), pod("done", phase="Succeeded")],
-        extra_usage={"gone": usage(cpu=5.0), "dead": usage(cpu=5.0), "done": usage(cpu=5.0)},
+        extra_pods=[pod("gone", deleting=True), pod("dead", phase="Failed")],
+        extra_usage={"gone": usage(cpu=5.0), "dead": usage(cpu=5.0)},
+    ),
+    # HPA does not ignore Succeeded pods: without a sample one is missing (100% of request on a
+    # scale-down): (0.3 + 1.0) / 4 = 32% of 50% -> ceil(0.64 x 4) = 3, not ceil(0.2 x 3) = 1.
+    UtilCase(
+        "succeeded-pod-is-missing-not-ignored", 3, [0.1] * 3, 50, 3, 10, [pod("done", phase="Succeeded")]
     ),
 ]
 

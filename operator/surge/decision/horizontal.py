@@ -1,7 +1,9 @@
 """Per-metric replica proposals with the HPA controller's semantics (replica_calculator.go).
 
 Arithmetic is exact: values become integer milli-units (CPU millicores, memory bytes, other values
-x1000) and ratios are Fractions, so ``ceil(1.1 * 10)`` is 11, not float64's 12.
+x1000) and ratios are Fractions, so ``ceil(1.1 * 10)`` is 11, not float64's 12. Every proposal is
+capped at ``MAX_REPLICAS`` (int32, like HPA); non-finite inputs become a MetricCalcError, never an
+exception out of ``propose``. Differences from HPA: docs/hpa-differences.md.
 """
 
 from __future__ import annotations
@@ -19,13 +21,13 @@ from surge.decision.model import (
     MetricError,
     Observation,
     PodInfo,
+    PodsReading,
     PodUsage,
     ScalarReading,
 )
 
 __all__ = [
-    "CPU_INITIALIZATION_PERIOD",
-    "DELAY_OF_INITIAL_READINESS_STATUS",
+    "MAX_REPLICAS",
     "MetricCalcError",
     "MetricProposal",
     "PodGroups",
@@ -33,6 +35,7 @@ __all__ = [
     "buffer_replicas",
     "group_pods",
     "is_within_tolerance",
+    "pods_average_value_replicas",
     "prometheus_average_value_replicas",
     "prometheus_value_replicas",
     "propose",
@@ -40,10 +43,10 @@ __all__ = [
     "resource_utilization_replicas",
 ]
 
-# kube-controller-manager defaults (--horizontal-pod-autoscaler-cpu-initialization-period and
-# --horizontal-pod-autoscaler-initial-readiness-delay).
-CPU_INITIALIZATION_PERIOD = 300.0
-DELAY_OF_INITIAL_READINESS_STATUS = 30.0
+# HPA keeps replica counts in int32 and caps its proposals there; /scale's spec.replicas is int32 too.
+MAX_REPLICAS = 2**31 - 1
+
+_DEFAULT_SETTINGS = EngineSettings()
 
 
 class MetricCalcError(ValueError):
@@ -84,17 +87,71 @@ class PodGroups:
 
 def _frac(value: float) -> Fraction:
     # Via repr so 0.1 is 1/10, not the binary float 0.1000000000000000055...
+    if not math.isfinite(value):
+        raise MetricCalcError(f"value {value} is not a finite number")
     return Fraction(repr(float(value)))
 
 
 def _milli(resource: str, value: float) -> int:
-    """Integer units like HPA: CPU and plain values in milli-units, memory in bytes."""
-    return round(value) if resource == "memory" else round(value * 1000)
+    """Integer units like HPA: CPU and plain values in milli-units, memory in bytes.
+
+    Exact for any finite float (1e308 x 1000 does not overflow); NaN and infinity are refused.
+    """
+    return round(_frac(value)) if resource == "memory" else round(_frac(value) * 1000)
+
+
+def _div_trunc(numerator: int, denominator: int) -> int:
+    # Go's integer division truncates toward zero (HPA's averages); Python's // floors.
+    quotient = abs(numerator) // abs(denominator)
+    return quotient if (numerator >= 0) == (denominator > 0) else -quotient
 
 
 def is_within_tolerance(ratio: Fraction, tolerance: Tolerance) -> bool:
-    """HPA's asymmetric tolerance: no change while 1 - scaleDown <= ratio <= 1 + scaleUp."""
-    return 1 - _frac(tolerance.scale_down) <= ratio <= 1 + _frac(tolerance.scale_up)
+    """HPA's asymmetric tolerance: no change while 1 - scaleDown <= ratio <= 1 + scaleUp.
+
+    No upper bound, like HPA: scaleDown >= 1 never scales down on a non-negative metric, and an
+    infinite tolerance never scales in that direction at all.
+    """
+    down, up = tolerance.scale_down, tolerance.scale_up
+    for name, amount in (("scaleDown", down), ("scaleUp", up)):
+        if math.isnan(amount) or amount < 0:
+            raise MetricCalcError(f"tolerance {name} must be a number >= 0, got {amount}")
+    above_floor = math.isinf(down) or 1 - _frac(down) <= ratio
+    below_ceiling = math.isinf(up) or ratio <= 1 + _frac(up)
+    return above_floor and below_ceiling
+
+
+def _group(
+    pods: Sequence[PodInfo],
+    has_sample: Callable[[PodInfo], bool],
+    sample_unready: Callable[[PodInfo], bool] | None,
+) -> PodGroups:
+    """HPA's groupPods: ignored (deleting, Failed), unready (Pending, or the CPU rule), missing, ready.
+
+    ``sample_unready`` is the CPU-only readiness rule; every other metric (memory, per-pod custom
+    values) counts a Running pod's sample whether or not the pod is Ready.
+    """
+    ready = 0
+    unready: set[str] = set()
+    missing: set[str] = set()
+    ignored: set[str] = set()
+    for pod in pods:
+        # Being deleted, or failed: consumes nothing and will not come back. Succeeded pods are not
+        # ignored (HPA does not); without a sample they count as missing.
+        if pod.deleting or pod.phase == "Failed":
+            ignored.add(pod.name)
+            continue
+        if pod.phase == "Pending":
+            unready.add(pod.name)
+            continue
+        if not has_sample(pod):
+            missing.add(pod.name)
+            continue
+        if sample_unready is not None and sample_unready(pod):
+            unready.add(pod.name)
+            continue
+        ready += 1
+    return PodGroups(ready, frozenset(unready), frozenset(missing), frozenset(ignored))
 
 
 def group_pods(
@@ -103,48 +160,34 @@ def group_pods(
     resource: str,
     now: float,
     container: str | None = None,
-    cpu_initialization_period: float = CPU_INITIALIZATION_PERIOD,
-    delay_of_initial_readiness_status: float = DELAY_OF_INITIAL_READINESS_STATUS,
+    settings: EngineSettings = _DEFAULT_SETTINGS,
 ) -> PodGroups:
-    """Split pods like HPA's groupPods: ready (with a sample), unready, missing sample, ignored."""
-    ready = 0
-    unready: set[str] = set()
-    missing: set[str] = set()
-    ignored: set[str] = set()
-    for pod in pods:
-        # Deleted and finished pods consume nothing and will not come back.
-        if pod.deleting or pod.phase in ("Failed", "Succeeded"):
-            ignored.add(pod.name)
-            continue
-        if pod.phase == "Pending":
-            unready.add(pod.name)
-            continue
+    """Split pods for a Resource metric like HPA's groupPods: ready, unready, missing, ignored."""
+
+    def has_sample(pod: PodInfo) -> bool:
         sample = metrics.get(pod.name)
-        if sample is None or sample.total(resource, container) is None:
-            missing.add(pod.name)
-            continue
-        if resource == "cpu" and _cpu_sample_unready(
-            pod, sample, now, cpu_initialization_period, delay_of_initial_readiness_status
-        ):
-            unready.add(pod.name)
-            continue
-        ready += 1
-    return PodGroups(ready, frozenset(unready), frozenset(missing), frozenset(ignored))
+        return sample is not None and sample.total(resource, container) is not None
+
+    def cpu_unready(pod: PodInfo) -> bool:
+        return _cpu_sample_unready(pod, metrics[pod.name], now, settings)
+
+    return _group(pods, has_sample, cpu_unready if resource == "cpu" else None)
 
 
-def _cpu_sample_unready(pod: PodInfo, sample: PodUsage, now: float, init_period: float, delay: float) -> bool:
+def _cpu_sample_unready(pod: PodInfo, sample: PodUsage, now: float, settings: EngineSettings) -> bool:
     # CPU of a starting pod is distorted (JIT, caches): HPA ignores it while it can't be trusted.
     if pod.ready is None or pod.start_time is None:
         return True
-    if pod.start_time + init_period > now:
+    transition = pod.ready_transition_time
+    if pod.start_time + settings.cpu_initialization_period > now:
         # Within the initialization period: unready, or the sample window began before readiness.
-        transition = pod.ready_transition_time
         return pod.ready is False or (
             transition is not None and sample.timestamp < transition + sample.window
         )
-    # Later: unready only if the pod has never been ready since it started.
-    transition = pod.ready_transition_time
-    return pod.ready is False and (transition is None or pod.start_time + delay > transition)
+    # Later: unready only if the pod has not been ready since its initial readiness delay.
+    return pod.ready is False and (
+        transition is None or pod.start_time + settings.initial_readiness_delay > transition
+    )
 
 
 def _pod_request(pod: PodInfo, resource: str, container: str | None) -> int:
@@ -206,22 +249,34 @@ def _replicas_with_pod_fixups(
 
 def _ready_usage(
     pods: Sequence[PodInfo],
-    metrics: Mapping[str, PodUsage],
     groups: PodGroups,
+    value_of: Callable[[str], float],
     resource: str,
-    container: str | None,
 ) -> dict[str, int]:
+    """Integer usage of the ready pods (those with a sample that counts), by pod name."""
     skip = groups.unready | groups.missing | groups.ignored
     usage: dict[str, int] = {}
     for pod in pods:
         if pod.name in skip:
             continue
-        value = metrics[pod.name].total(resource, container)
-        assert value is not None  # group_pods put pods without a value in ``missing``
-        usage[pod.name] = _milli(resource, value)
+        try:
+            usage[pod.name] = _milli(resource, value_of(pod.name))
+        except MetricCalcError as exc:
+            raise MetricCalcError(f"pod {pod.name}: {exc}") from exc
     if not usage:
         raise MetricCalcError("did not receive metrics for targeted pods (pods might be unready)")
     return usage
+
+
+def _resource_value(
+    metrics: Mapping[str, PodUsage], resource: str, container: str | None
+) -> Callable[[str], float]:
+    def value_of(name: str) -> float:
+        value = metrics[name].total(resource, container)
+        assert value is not None  # group_pods put pods without a value in ``missing``
+        return value
+
+    return value_of
 
 
 def resource_utilization_replicas(
@@ -235,6 +290,7 @@ def resource_utilization_replicas(
     tolerance: Tolerance,
     container: str | None = None,
     saturation: Saturation | None = None,
+    settings: EngineSettings = _DEFAULT_SETTINGS,
 ) -> ReplicaCalc:
     """HPA Resource/ContainerResource metric with a Utilization target (percent of requests).
 
@@ -245,8 +301,8 @@ def resource_utilization_replicas(
     """
     if not pods:
         raise MetricCalcError("no pods returned by selector while calculating replica count")
-    groups = group_pods(pods, metrics, resource, now, container)
-    usage = _ready_usage(pods, metrics, groups, resource, container)
+    groups = group_pods(pods, metrics, resource, now, container, settings)
+    usage = _ready_usage(pods, groups, _resource_value(metrics, resource, container), resource)
     requests = {p.name: _pod_request(p, resource, container) for p in pods if p.name not in groups.ignored}
     if sum(requests[n] for n in usage) == 0:
         raise MetricCalcError(f"{resource} requests of the measured pods sum to zero")
@@ -282,6 +338,21 @@ def resource_utilization_replicas(
     return ReplicaCalc(replicas, Fraction(utilization), detail)
 
 
+def _average_value_replicas(
+    current_replicas: int, usage: dict[str, int], groups: PodGroups, target: int, tolerance: Tolerance
+) -> tuple[int, int]:
+    """HPA's calcPlainMetricReplicas on integer usage: (replicas, average of the ready pods)."""
+
+    def ratio_of(values: Mapping[str, int]) -> Fraction:
+        # HPA's GetMetricUsageRatio: integer average (truncated), then ratio to the target.
+        return Fraction(_div_trunc(sum(values.values()), len(values)), target)
+
+    replicas = _replicas_with_pod_fixups(
+        current_replicas, usage, groups, tolerance, ratio_of, lambda _: target
+    )
+    return replicas, _div_trunc(sum(usage.values()), len(usage))
+
+
 def resource_average_value_replicas(
     *,
     current_replicas: int,
@@ -292,22 +363,15 @@ def resource_average_value_replicas(
     now: float,
     tolerance: Tolerance,
     container: str | None = None,
+    settings: EngineSettings = _DEFAULT_SETTINGS,
 ) -> ReplicaCalc:
     """HPA Resource metric with an AverageValue target (usage per pod, e.g. 500m CPU)."""
     if not pods:
         raise MetricCalcError("no pods returned by selector while calculating replica count")
-    groups = group_pods(pods, metrics, resource, now, container)
-    usage = _ready_usage(pods, metrics, groups, resource, container)
+    groups = group_pods(pods, metrics, resource, now, container, settings)
+    usage = _ready_usage(pods, groups, _resource_value(metrics, resource, container), resource)
     target = _positive_target(resource, target_value)
-
-    def ratio_of(values: Mapping[str, int]) -> Fraction:
-        # HPA's GetMetricUsageRatio: integer average, then ratio to the target.
-        return Fraction(sum(values.values()) // len(values), target)
-
-    average = sum(usage.values()) // len(usage)
-    replicas = _replicas_with_pod_fixups(
-        current_replicas, usage, groups, tolerance, ratio_of, lambda _: target
-    )
+    replicas, average = _average_value_replicas(current_replicas, usage, groups, target, tolerance)
     unit = 1000 if resource != "memory" else 1
     fmt = format_memory if resource == "memory" else format_cpu
     detail = (
@@ -317,8 +381,39 @@ def resource_average_value_replicas(
     return ReplicaCalc(replicas, Fraction(average, unit), detail)
 
 
+def pods_average_value_replicas(
+    *,
+    current_replicas: int,
+    target_average: float,
+    pods: Sequence[PodInfo],
+    values: Mapping[str, float],
+    tolerance: Tolerance,
+) -> ReplicaCalc:
+    """HPA's Pods metric (calcPlainMetricReplicas): one value per pod, averaged over the ready pods.
+
+    The CPU readiness rules do not apply (HPA applies them to the cpu resource only): a Running pod's
+    value counts even while the pod is not Ready; only Pending pods are unready. Pods being deleted
+    and Failed pods are ignored; pods without a value are missing (0 on scale-up, the target on
+    scale-down); unready pods count as 0 on scale-up. Values of pods outside the target are unused.
+    """
+    if not pods:
+        raise MetricCalcError("no pods returned by selector while calculating replica count")
+    groups = _group(pods, lambda p: p.name in values, None)
+    usage = _ready_usage(pods, groups, values.__getitem__, "")
+    target = _positive_target("", target_average)
+    replicas, average = _average_value_replicas(current_replicas, usage, groups, target, tolerance)
+    detail = (
+        f"average {_human(Fraction(average, 1000))} per pod vs {_human(Fraction(target, 1000))} target "
+        f"over {len(usage)} ready pod(s)" + _pod_notes(groups)
+    )
+    return ReplicaCalc(replicas, Fraction(average, 1000), detail)
+
+
 def _positive_target(resource: str, value: float) -> int:
-    target = _milli(resource, value)
+    try:
+        target = _milli(resource, value)
+    except MetricCalcError as exc:
+        raise MetricCalcError(f"target: {exc}") from exc
     if target <= 0:
         raise MetricCalcError(f"target {value:g} is below the resolution of 0.001")
     return target
@@ -330,6 +425,8 @@ def _pod_notes(groups: PodGroups) -> str:
         notes.append(f"{len(groups.missing)} without metrics")
     if groups.unready:
         notes.append(f"{len(groups.unready)} not ready")
+    if groups.ignored:
+        notes.append(f"{len(groups.ignored)} deleting or failed, ignored")
     return f" ({', '.join(notes)})" if notes else ""
 
 
@@ -390,7 +487,8 @@ def buffer_replicas(*, used: float, size: BufferSize, capacity_per_replica: floa
 def _ready_count(obs: Observation) -> int:
     if obs.ready_replicas is not None:
         return obs.ready_replicas
-    return sum(1 for p in obs.pods if p.phase == "Running" and p.ready is True and not p.deleting)
+    # HPA's getReadyPodsCount: Running and Ready, whether or not the pod is being deleted.
+    return sum(1 for p in obs.pods if p.phase == "Running" and p.ready is True)
 
 
 def propose(
@@ -404,62 +502,62 @@ def propose(
     """One metric's proposal from this tick's observation; errors become a failed proposal.
 
     ``pods`` overrides ``obs.pods`` (the planner passes pods with the new vertical requests).
+    ``settings`` are the operator-wide knobs (HPA's controller-manager flags); None: HPA's defaults.
+    Proposals are whole numbers in [0, MAX_REPLICAS].
     """
+    engine = settings if settings is not None else _DEFAULT_SETTINGS
     try:
-        calc, target = _calculate(metric, obs, now, tolerance, obs.pods if pods is None else pods)
+        calc, target = _calculate(metric, obs, now, tolerance, obs.pods if pods is None else pods, engine)
     except MetricCalcError as exc:
         return MetricProposal(metric.name, metric.type, None, error=str(exc), target=_target_text(metric))
+    except ArithmeticError as exc:  # a bug or an input no check foresaw: a failed metric, not a crash
+        error = f"cannot compute a proposal from these values ({type(exc).__name__}: {exc})"
+        return MetricProposal(metric.name, metric.type, None, error=error, target=_target_text(metric))
+    replicas, detail = calc.replicas, calc.detail
+    if replicas > MAX_REPLICAS:
+        detail += f"; {replicas} capped at {MAX_REPLICAS}"
+        replicas = MAX_REPLICAS
+    # A negative per-pod value can make the formula negative; there is no such thing as -1 replicas.
+    replicas = max(replicas, 0)
     return MetricProposal(
         name=metric.name,
         type=metric.type,
-        replicas=calc.replicas,
+        replicas=replicas,
         value=_value_text(metric, calc.value),
         target=target,
-        detail=calc.detail,
+        detail=detail,
     )
 
 
 def _calculate(
-    metric: MetricSpec, obs: Observation, now: float, tolerance: Tolerance, pods: Sequence[PodInfo]
+    metric: MetricSpec,
+    obs: Observation,
+    now: float,
+    tolerance: Tolerance,
+    pods: Sequence[PodInfo],
+    settings: EngineSettings,
 ) -> tuple[ReplicaCalc, str]:
     target_text = _target_text(metric)
     if metric.resource is not None:
-        res = metric.resource
-        if obs.pod_metrics is None:
-            raise MetricCalcError("no pod metrics were fetched")
-        if isinstance(obs.pod_metrics, MetricError):
-            raise MetricCalcError(obs.pod_metrics.message)
-        if res.target.type is MetricTargetType.UTILIZATION:
-            assert res.target.average_utilization is not None
-            calc = resource_utilization_replicas(
-                current_replicas=obs.current_replicas,
-                target_utilization=res.target.average_utilization,
-                resource=res.name,
-                pods=pods,
-                metrics=obs.pod_metrics,
-                now=now,
-                tolerance=tolerance,
-                container=res.container,
-                saturation=res.saturation,
-            )
-        else:
-            assert res.target.average_value is not None
-            calc = resource_average_value_replicas(
-                current_replicas=obs.current_replicas,
-                target_value=res.target.average_value,
-                resource=res.name,
-                pods=pods,
-                metrics=obs.pod_metrics,
-                now=now,
-                tolerance=tolerance,
-                container=res.container,
-            )
-        return calc, target_text
+        return _calculate_resource(metric, obs, now, tolerance, pods, settings), target_text
     reading = obs.readings.get(metric.name)
     if reading is None:
         raise MetricCalcError(f"no reading for metric {metric.name}")
     if isinstance(reading, MetricError):
         raise MetricCalcError(reading.message)
+    if metric.pods is not None:
+        if not isinstance(reading, PodsReading):
+            raise MetricCalcError(f"metric {metric.name} expects one value per pod")
+        if metric.pods.target.average_value is None:
+            raise MetricCalcError("a Pods metric needs an AverageValue target")
+        calc = pods_average_value_replicas(
+            current_replicas=obs.current_replicas,
+            target_average=metric.pods.target.average_value,
+            pods=pods,
+            values=reading.values,
+            tolerance=tolerance,
+        )
+        return calc, target_text
     if metric.prometheus is not None:
         if not isinstance(reading, ScalarReading):
             raise MetricCalcError(f"metric {metric.name} expects a scalar reading")
@@ -484,7 +582,8 @@ def _calculate(
                 tolerance=tolerance,
             )
         return calc, target_text
-    assert metric.buffer is not None
+    if metric.buffer is None:
+        raise MetricCalcError(f"metric {metric.name} of type {metric.type} has no settings")
     if not isinstance(reading, BufferReading):
         raise MetricCalcError(f"metric {metric.name} expects a buffer reading")
     capacity = reading.capacity_per_replica or metric.buffer.capacity_per_replica
@@ -497,29 +596,104 @@ def _calculate(
     ), target_text
 
 
+def _calculate_resource(
+    metric: MetricSpec,
+    obs: Observation,
+    now: float,
+    tolerance: Tolerance,
+    pods: Sequence[PodInfo],
+    settings: EngineSettings,
+) -> ReplicaCalc:
+    res = metric.resource
+    assert res is not None
+    if obs.pod_metrics is None:
+        raise MetricCalcError("no pod metrics were fetched")
+    if isinstance(obs.pod_metrics, MetricError):
+        raise MetricCalcError(obs.pod_metrics.message)
+    if res.target.type is MetricTargetType.UTILIZATION:
+        assert res.target.average_utilization is not None
+        return resource_utilization_replicas(
+            current_replicas=obs.current_replicas,
+            target_utilization=res.target.average_utilization,
+            resource=res.name,
+            pods=pods,
+            metrics=obs.pod_metrics,
+            now=now,
+            tolerance=tolerance,
+            container=res.container,
+            saturation=res.saturation,
+            settings=settings,
+        )
+    assert res.target.average_value is not None
+    return resource_average_value_replicas(
+        current_replicas=obs.current_replicas,
+        target_value=res.target.average_value,
+        resource=res.name,
+        pods=pods,
+        metrics=obs.pod_metrics,
+        now=now,
+        tolerance=tolerance,
+        container=res.container,
+        settings=settings,
+    )
+
+
+# status.currentMetrics[].value and .target are strings of at most 64 characters in the CRD.
+_MAX_TEXT = 32
+
+
+def _bounded(text: str, value: float | Fraction) -> str:
+    """A quantity short enough for status: 1e+300 instead of 301 digits."""
+    return text if len(text) <= _MAX_TEXT else f"{_as_float(value):.6g}"
+
+
 def _target_text(metric: MetricSpec) -> str:
+    try:
+        return _target_text_unbounded(metric)
+    except (ArithmeticError, ValueError):  # a non-finite target: the error message says which
+        return "invalid"
+
+
+def _target_text_unbounded(metric: MetricSpec) -> str:
     if metric.resource is not None:
         tgt = metric.resource.target
         if tgt.type is MetricTargetType.UTILIZATION:
             return str(tgt.average_utilization)
         assert tgt.average_value is not None
         fmt = format_memory if metric.resource.name == "memory" else format_cpu
-        return fmt(tgt.average_value)
-    if metric.prometheus is not None:
-        tgt = metric.prometheus.target
-        amount = tgt.average_value if tgt.type is MetricTargetType.AVERAGE_VALUE else tgt.value
-        return format_quantity(amount or 0.0)
-    assert metric.buffer is not None
+        return _bounded(fmt(tgt.average_value), tgt.average_value)
+    if metric.prometheus is not None or metric.pods is not None:
+        member = metric.prometheus or metric.pods
+        assert member is not None
+        tgt = member.target
+        amount = (tgt.average_value if tgt.type is MetricTargetType.AVERAGE_VALUE else tgt.value) or 0.0
+        return _bounded(format_quantity(amount), amount)
+    if metric.buffer is None:
+        return ""
     size = metric.buffer.size
-    return f"{size.percent:g}%" if size.percent is not None else format_quantity(size.absolute or 0.0)
+    if size.percent is not None:
+        return f"{size.percent:g}%"
+    return _bounded(format_quantity(size.absolute or 0.0), size.absolute or 0.0)
 
 
 def _value_text(metric: MetricSpec, value: Fraction) -> str:
+    number = _as_float(value)
+    if not math.isfinite(number):
+        return f"{number}"
     if metric.resource is not None and metric.resource.target.type is MetricTargetType.AVERAGE_VALUE:
-        return format_memory(float(value)) if metric.resource.name == "memory" else format_cpu(float(value))
-    return format_quantity(float(value))
+        fmt = format_memory if metric.resource.name == "memory" else format_cpu
+        return _bounded(fmt(number), number)
+    return _bounded(format_quantity(number), number)
 
 
-def _human(value: float) -> str:
+def _human(value: float | Fraction) -> str:
     """Numbers in reason texts: people read 72.4, not the quantity 72400m (status fields keep quantities)."""
-    return f"{value:.6g}" if abs(value) < 1e6 else f"{value:.0f}"
+    number = _as_float(value)
+    return f"{number:.6g}" if abs(number) < 1e6 or abs(number) >= 1e15 else f"{number:.0f}"
+
+
+def _as_float(value: float | Fraction) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # a Fraction beyond float range: only ever shown, never computed with
+        return math.inf if value > 0 else -math.inf
