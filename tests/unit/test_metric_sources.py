@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from surge.metrics.pods import parse_pod
-from surge.metrics.prometheus import _server_error, reduce_result
+from surge.metrics.prom_http import reduce_error_answer
+from surge.metrics.prometheus import reduce_result
 from surge.metrics.resource import parse_pod_metrics
 from surge.metrics.timeparse import go_duration_seconds, rfc3339_to_unix
 from surge.metrics.types import MetricUnavailable
@@ -43,13 +44,41 @@ def test_reduce_result_refuses_what_is_not_one_number(result: Any, fragment: str
     assert info.value.reason == "FailedGetPrometheusMetric"
 
 
-def test_server_error_extracts_prometheus_message() -> None:
-    text = (
-        'HTTP Status Code 400 (b\'{"status":"error","errorType":"bad_data",'
-        '"error":"invalid parameter \\\\"query\\\\": 1:5: parse error: unclosed left parenthesis"}\')'
+def test_error_answer_keeps_only_prometheus_fields() -> None:
+    body = (
+        b'{"status":"error","errorType":"bad_data",'
+        b'"error":"invalid parameter \\"query\\": 1:5: parse error: unclosed left parenthesis",'
+        b'"data":"secret page"}'
     )
-    assert _server_error(text) == 'invalid parameter "query": 1:5: parse error: unclosed left parenthesis'
-    assert _server_error("connection refused") == "connection refused"
+    answer = reduce_error_answer(400, body)
+    assert (answer.status, answer.error_type) == (400, "bad_data")
+    assert answer.error == 'invalid parameter "query": 1:5: parse error: unclosed left parenthesis'
+    assert "secret" not in str(answer)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<html>internal admin page</html>",
+        b"",
+        b'{"message": "internal admin page"}',
+        b'["internal admin page"]',
+        b'{"error": {"nested": "internal admin page"}}',
+        b"[" * 100_000,
+    ],
+)
+def test_error_answer_without_prometheus_fields_is_only_the_status(body: bytes) -> None:
+    answer = reduce_error_answer(502, body)
+    assert str(answer) == "HTTP 502"
+    assert answer.error is None
+
+
+def test_error_answer_fields_are_clipped_and_printable() -> None:
+    answer = reduce_error_answer(422, rb'{"errorType":"x\u0007y","error":"' + b"e" * 5000 + rb'\nz"}')
+    assert answer.error_type == "x y"
+    assert answer.error is not None
+    assert len(answer.error) <= 303
+    assert all(ch.isprintable() for ch in answer.error)
 
 
 @pytest.mark.parametrize(

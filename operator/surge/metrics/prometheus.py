@@ -1,50 +1,42 @@
-"""PromQL queries through prometheus-api-client, reduced to one timestamped number or a clear failure."""
+"""PromQL through prometheus-api-client, bounded per request and per server, reduced to clear numbers.
+
+The library builds the request and reads `data.result`; everything that can hurt the operator is ours:
+which servers may be contacted (`prom_servers`), the transport with its deadline, size cap and refusal of
+redirects (`prom_http`), one bulkhead of threads per server (`prom_bulkhead`), and the checks of the answer
+(`prom_answer`). Every failure is a MetricUnavailable whose message says which query and what to do.
+"""
 
 from __future__ import annotations
 
-import ast
-import asyncio
-import json
-import math
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import requests
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
+from surge.metrics.prom_answer import REASON, clip, reduce_by_pod, reduce_result
+from surge.metrics.prom_bulkhead import Bulkhead, BulkheadFullError
+from surge.metrics.prom_http import (
+    BoundedAdapter,
+    DeadlineError,
+    RedirectError,
+    ServerAnswerError,
+    TooLargeError,
+    UnreachableError,
+)
+from surge.metrics.prom_servers import ServerAllowlist
 from surge.metrics.types import MetricUnavailable, Sample
 
-REASON = "FailedGetPrometheusMetric"
+__all__ = ["REASON", "SERVER_BUSY", "PrometheusSource", "reduce_by_pod", "reduce_result"]
 
-
-def reduce_result(query: str, result: Any) -> Sample:
-    """Turns an instant-query result into one Sample; empty, multi-series or NaN results are errors."""
-    if isinstance(result, list) and len(result) == 2 and not isinstance(result[0], dict):
-        ts, raw = result  # scalar result: [timestamp, "value"]
-    elif isinstance(result, list) and len(result) == 1 and isinstance(result[0], dict):
-        ts, raw = result[0]["value"]
-    elif isinstance(result, list) and not result:
-        raise MetricUnavailable(
-            REASON, f"query returned no data (no series match, or they are stale): {query}"
-        )
-    elif isinstance(result, list):
-        raise MetricUnavailable(
-            REASON, f"query returned {len(result)} series, expected one number; wrap it in sum(...): {query}"
-        )
-    else:
-        raise MetricUnavailable(REASON, f"unexpected result shape {type(result).__name__}: {query}")
-    value = float(raw)
-    if math.isnan(value) or math.isinf(value):
-        raise MetricUnavailable(REASON, f"query returned {raw}: {query}")
-    return Sample(value=value, timestamp=float(ts))
+SERVER_BUSY = "PrometheusServerBusy"
+T = TypeVar("T")
 
 
 class PrometheusSource:
-    """One connection per server URL; each query has a hard timeout and at most one retry."""
+    """Instant queries against the default server or an allowed one; each server has its own bulkhead."""
 
     def __init__(
         self,
@@ -54,54 +46,128 @@ class PrometheusSource:
         max_age: float = 120.0,
         pool_size: int = 10,
         clock: Callable[[], float] = time.time,
+        allowed_urls: Sequence[str] = (),
+        max_response_bytes: int = 1 << 20,
     ) -> None:
-        self._default_url = default_url.rstrip("/")
+        self._servers = ServerAllowlist(default_url, allowed_urls)
         self._timeout = timeout
         self._max_age = max_age
         self._clock = clock
         self._pool_size = pool_size
-        self._connections: dict[str, PrometheusConnect] = {}
-
-    def _connection(self, url: str) -> PrometheusConnect:
-        if url not in self._connections:
-            # The library's default retries 3 times with backoff; an autoscaler tick cannot wait that long.
-            retry = Retry(total=1, backoff_factor=0.1, status_forcelist=[502, 503, 504])
-            session = requests.Session()
-            connection = PrometheusConnect(url=url, retry=retry, timeout=self._timeout, session=session)
-            # After the library mounted its own adapter: one pooled connection per I/O thread, since a smaller
-            # pool drops and re-opens connections under load (requests' default is 10).
-            session.mount(url, HTTPAdapter(max_retries=retry, pool_maxsize=self._pool_size))
-            self._connections[url] = connection
-        return self._connections[url]
-
-    def _query(self, query: str, url: str) -> Sample:
-        try:
-            result = self._connection(url).custom_query(query, params={"timeout": f"{self._timeout:g}s"})
-        except PrometheusApiClientException as exc:
-            raise MetricUnavailable(
-                REASON, f"Prometheus refused the query: {_server_error(str(exc))}"
-            ) from exc
-        except requests.RequestException as exc:
-            raise MetricUnavailable(REASON, f"Prometheus at {url} unreachable: {_short(str(exc))}") from exc
-        sample = reduce_result(query, result)
-        if self._clock() - sample.timestamp > self._max_age:
-            raise MetricUnavailable(REASON, f"result is older than {self._max_age:.0f}s: {query}")
-        return sample
+        self._max_bytes = max_response_bytes
+        self._clients: dict[str, PrometheusConnect] = {}
+        self._bulkheads: dict[str, Bulkhead] = {}
 
     async def query(self, query: str, server: str | None = None) -> Sample:
-        return await asyncio.to_thread(self._query, query, (server or self._default_url).rstrip("/"))
+        """One number (a scalar or a one-series vector)."""
+        url = self._servers.resolve(server)
+        sample = await self._run(url, query, lambda result: reduce_result(query, result))
+        self._check_age(query, sample)
+        return sample
 
+    async def query_by_pod(self, query: str, server: str | None = None) -> dict[str, Sample]:
+        """One number per pod, keyed by each series' `pod` label (HPA's Pods metric type)."""
+        url = self._servers.resolve(server)
+        samples = await self._run(url, query, lambda result: reduce_by_pod(query, result))
+        for sample in samples.values():
+            self._check_age(query, sample)
+        return samples
 
-def _server_error(text: str) -> str:
-    """Prometheus' own error text ("parse error: ...") out of the library's exception message."""
-    # The library formats the response body as a bytes literal: HTTP Status Code 400 (b'{"error": ...}')
-    start = text.find("b'")
-    try:
-        body = json.loads(ast.literal_eval(text[start : text.rindex("'") + 1]))
-        return _short(str(body["error"]))
-    except (ValueError, SyntaxError, KeyError, TypeError):
-        return _short(text)
+    def in_flight(self, server: str | None = None) -> int:
+        """Requests to a server whose thread has not finished (for tests and the operator's metrics)."""
+        bulkhead = self._bulkheads.get(self._servers.resolve(server))
+        return bulkhead.in_flight if bulkhead else 0
 
+    def close(self) -> None:
+        for bulkhead in self._bulkheads.values():
+            bulkhead.close()
+        for client in self._clients.values():
+            client.close()
 
-def _short(text: str, limit: int = 300) -> str:
-    return text if len(text) <= limit else text[:limit] + "..."
+    async def _run(self, url: str, query: str, reduce: Callable[[Any], T]) -> T:
+        client = self._client(url)
+        bulkhead = self._bulkheads.get(url)
+        if bulkhead is None:
+            bulkhead = self._bulkheads[url] = Bulkhead(str(len(self._bulkheads)), self._pool_size)
+
+        def fetch() -> T:
+            # Runs in the bulkhead's thread: the request, the JSON decoding and the reduction.
+            return reduce(self._fetch(client, url, query))
+
+        try:
+            return await bulkhead.run(fetch, self._timeout)
+        except BulkheadFullError as exc:
+            raise MetricUnavailable(
+                SERVER_BUSY,
+                f"{exc.in_flight} queries to Prometheus at {url} are still waiting for an answer (the server "
+                f"is slow or hanging), so this one was not sent: {clip(query)}",
+            ) from None
+        except DeadlineError:
+            raise self._deadline(url, query) from None
+
+    def _client(self, url: str) -> PrometheusConnect:
+        client = self._clients.get(url)
+        if client is None:
+            session = requests.Session()
+            session.trust_env = False  # no proxies or credentials from the environment
+            client = PrometheusConnect(url=url, session=session, timeout=self._timeout)
+            adapter = BoundedAdapter(
+                max_response_bytes=self._max_bytes, default_timeout=self._timeout, pool_size=self._pool_size
+            )
+            # Replaces the adapter the library mounted: every request to any URL goes through ours.
+            for prefix in (url, "http://", "https://"):
+                session.mount(prefix, adapter)
+            self._clients[url] = client
+        return client
+
+    def _fetch(self, client: PrometheusConnect, url: str, query: str) -> Any:
+        where = f"Prometheus at {url}"
+        try:
+            return client.custom_query(query, params={"timeout": f"{self._timeout:g}s"})
+        except DeadlineError:
+            raise self._deadline(url, query) from None
+        except RedirectError as exc:
+            raise MetricUnavailable(
+                REASON,
+                f"{where} answered HTTP {exc.status}, a redirect; redirects are not followed, so name the "
+                f"server's final address: {clip(query)}",
+            ) from None
+        except TooLargeError as exc:
+            raise MetricUnavailable(
+                REASON,
+                f"the answer of {where} is larger than {exc.limit} bytes; aggregate the query "
+                f"(e.g. sum by (pod) (...)): {clip(query)}",
+            ) from None
+        except ServerAnswerError as exc:
+            if exc.error:
+                detail = f"refused the query ({exc.error_type or 'error'}: {exc.error})"
+            else:
+                detail = f"answered HTTP {exc.status}"
+            raise MetricUnavailable(REASON, f"{where} {detail}: {clip(query)}") from None
+        except UnreachableError as exc:
+            raise MetricUnavailable(REASON, f"{where} unreachable ({exc}): {clip(query)}") from None
+        except (requests.exceptions.JSONDecodeError, ValueError):
+            raise MetricUnavailable(
+                REASON, f"{where} answered with something that is not JSON: {clip(query)}"
+            ) from None
+        except RecursionError:
+            raise MetricUnavailable(
+                REASON, f"{where} answered with JSON nested too deeply: {clip(query)}"
+            ) from None
+        except (KeyError, TypeError, IndexError):
+            raise MetricUnavailable(
+                REASON,
+                f"{where} answered without data.result (is the address a Prometheus query API?): "
+                f"{clip(query)}",
+            ) from None
+        except (requests.RequestException, PrometheusApiClientException) as exc:
+            raise MetricUnavailable(REASON, f"{where} failed ({type(exc).__name__}): {clip(query)}") from None
+
+    def _deadline(self, url: str, query: str) -> MetricUnavailable:
+        return MetricUnavailable(
+            REASON, f"Prometheus at {url} gave no complete answer within {self._timeout:g}s: {clip(query)}"
+        )
+
+    def _check_age(self, query: str, sample: Sample) -> None:
+        if self._clock() - sample.timestamp > self._max_age:
+            raise MetricUnavailable(REASON, f"result is older than {self._max_age:.0f}s: {clip(query)}")
