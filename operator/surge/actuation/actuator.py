@@ -1,21 +1,19 @@
-"""The only code that writes to scale targets: /scale, pod /resize, pod-template patches.
+"""Writes to the target's pods and pod template: pod /resize and pod-template patches (/scale: scale.py).
 
-`KubeActuator` talks to the API server; `RecordingActuator` keeps what it was asked to do (DryRun mode and
-tests). Both satisfy the `Actuator` protocol so the reconcile loop never knows which one it has.
+`KubeActuator` talks to the API server; tests use the in-memory fake of the `Actuator` port.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from surge.actuation.target import ResolvedTarget, TargetError, read_object
-from surge.kube import JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, request
+from surge.kube import JSON_PATCH, STRATEGIC_MERGE_PATCH, request
 
 # container name -> {"requests": {"cpu": "250m", ...}, "limits": {...}} (limits optional)
 ContainerResources = Mapping[str, Mapping[str, Mapping[str, str]]]
@@ -25,14 +23,6 @@ class ActuationError(TargetError):
     """A write was refused; the reconcile loop reports it as a condition and an Event."""
 
 
-class Actuator(Protocol):
-    async def set_replicas(self, target: ResolvedTarget, replicas: int) -> None: ...
-
-    async def resize_pod(self, namespace: str, pod: str, resources: ContainerResources) -> None: ...
-
-    async def patch_template(self, target: ResolvedTarget, resources: ContainerResources) -> None: ...
-
-
 def _containers_patch(resources: ContainerResources) -> list[dict[str, Any]]:
     return [{"name": name, "resources": dict(res)} for name, res in resources.items()]
 
@@ -40,23 +30,6 @@ def _containers_patch(resources: ContainerResources) -> list[dict[str, Any]]:
 class KubeActuator:
     def __init__(self, api: client.ApiClient) -> None:
         self._api = api
-
-    def _set_replicas(self, target: ResolvedTarget, replicas: int) -> None:
-        try:
-            request(
-                self._api,
-                "PATCH",
-                target.path + "/scale",
-                body={"spec": {"replicas": replicas}},
-                content_type=MERGE_PATCH,
-            )
-        except ApiException as exc:
-            raise ActuationError(
-                "FailedRescale", f"patching {target.ref}/scale failed: {exc.status} {exc.reason}"
-            ) from exc
-
-    async def set_replicas(self, target: ResolvedTarget, replicas: int) -> None:
-        await asyncio.to_thread(self._set_replicas, target, replicas)
 
     def _resize_pod(self, namespace: str, pod: str, resources: ContainerResources) -> None:
         try:
@@ -116,21 +89,3 @@ class KubeActuator:
 def _body(exc: ApiException) -> str:
     text = str(exc.body or exc.reason)
     return text if len(text) < 400 else text[:400] + "..."
-
-
-@dataclass
-class RecordingActuator:
-    """Remembers every requested write instead of performing it (DryRun and tests)."""
-
-    replicas: list[tuple[str, int]] = field(default_factory=list)
-    resizes: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
-    templates: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-
-    async def set_replicas(self, target: ResolvedTarget, replicas: int) -> None:
-        self.replicas.append((str(target.ref), replicas))
-
-    async def resize_pod(self, namespace: str, pod: str, resources: ContainerResources) -> None:
-        self.resizes.append((namespace, pod, {k: dict(v) for k, v in resources.items()}))
-
-    async def patch_template(self, target: ResolvedTarget, resources: ContainerResources) -> None:
-        self.templates.append((str(target.ref), {k: dict(v) for k, v in resources.items()}))

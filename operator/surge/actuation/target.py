@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,7 @@ class ScaleState:
     spec_replicas: int
     status_replicas: int
     selector: str  # label selector string from the Scale status ("" when the target publishes none)
+    resource_version: str = ""  # of the Scale read; a write based on it carries it as a precondition
 
 
 class Discovery:
@@ -93,14 +95,38 @@ def read_scale(api: client.ApiClient, target: ResolvedTarget) -> ScaleState:
         if exc.status == 404:
             raise TargetError("FailedGetScale", f"{target.ref} not found in {target.ref.namespace}") from exc
         raise TargetError("FailedGetScale", f"reading {target.ref}/scale failed ({exc.status})") from exc
-    spec, status = scale.get("spec") or {}, scale.get("status") or {}
-    return ScaleState(
-        spec_replicas=int(spec.get("replicas", 0)),
-        status_replicas=int(status.get("replicas", 0)),
-        selector=str(status.get("selector", "")),
-    )
+    return parse_scale(target, scale)
+
+
+def parse_scale(target: ResolvedTarget, scale: Any) -> ScaleState:
+    """An autoscaling/v1 Scale; anything else is reported, never raised as a stray TypeError."""
+    try:
+        spec, status = scale.get("spec") or {}, scale.get("status") or {}
+        return ScaleState(
+            spec_replicas=int(spec.get("replicas", 0)),
+            status_replicas=int(status.get("replicas", 0)),
+            selector=str(status.get("selector", "")),
+            resource_version=str((scale.get("metadata") or {}).get("resourceVersion", "")),
+        )
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise TargetError("FailedGetScale", f"{target.ref}/scale is not a Scale: {exc}") from exc
 
 
 def read_object(api: client.ApiClient, target: ResolvedTarget) -> dict[str, Any]:
     obj: dict[str, Any] = request(api, "GET", target.path)
     return obj
+
+
+class KubeTemplateReader:
+    """The target's pod template (``spec.template.spec``) for any kind that has one."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self._api = api
+
+    def _read(self, target: ResolvedTarget) -> dict[str, Any]:
+        obj = read_object(self._api, target)
+        spec = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+        return dict(spec) if isinstance(spec, dict) else {}
+
+    async def pod_template_spec(self, target: ResolvedTarget) -> dict[str, Any]:
+        return await asyncio.to_thread(self._read, target)

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from surge.api import conditions as cond
+from surge.api import reasons
 from surge.api.spec import (
     ContainerPolicyMode,
     FallbackBehavior,
     HorizontalSpec,
     MetricTargetType,
-    MetricType,
     PolicySpec,
     ResourceAmounts,
     UpdateMode,
@@ -179,8 +179,7 @@ def _scaling_active(decision: Decision, failed: list[MetricProposal]) -> Conditi
     if not decision.proposals:
         return ConditionUpdate(cond.SCALING_ACTIVE, False, "ScalingDisabled", decision.reason)
     first = failed[0] if failed else decision.proposals[0]
-    reason = "FailedGetResourceMetric" if first.type is MetricType.RESOURCE else "FailedGetExternalMetric"
-    return ConditionUpdate(cond.SCALING_ACTIVE, False, reason, decision.reason)
+    return ConditionUpdate(cond.SCALING_ACTIVE, False, reasons.failed_metric(first.type), decision.reason)
 
 
 def _metrics_available(decision: Decision, failed: list[MetricProposal]) -> ConditionUpdate:

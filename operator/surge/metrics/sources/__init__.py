@@ -1,0 +1,1 @@
+"""One module per metric type; registered in surge.metrics.registry."""

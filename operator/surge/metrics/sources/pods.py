@@ -1,0 +1,27 @@
+"""HPA's Pods metric: a PromQL query returning one series per pod, keyed by its `pod` label."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from surge.api.spec import MetricSpec
+from surge.decision.model import MetricError, PodsReading, Reading
+from surge.metrics.sources.base import Needs, PromQL
+from surge.metrics.types import MetricUnavailable
+
+
+@dataclass(frozen=True, slots=True)
+class PodsSource:
+    prom: PromQL
+    # The engine applies HPA's rules for missing, unready and Pending pods, so it needs the pods too.
+    needs: ClassVar[Needs] = Needs(pods=True)
+
+    async def read(self, metric: MetricSpec) -> Reading | None:
+        if metric.pods is None:
+            return MetricError(f"metric {metric.name} has no pods member")
+        try:
+            samples = await self.prom.query_by_pod(metric.pods.query, metric.pods.server_address)
+        except MetricUnavailable as exc:
+            return MetricError(exc.message)
+        return PodsReading({pod: sample.value for pod, sample in samples.items()})
