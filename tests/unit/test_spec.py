@@ -193,13 +193,15 @@ def _with(path: str, value: Any) -> dict[str, Any]:
         ("scaleTargetRef", None, "spec.scaleTargetRef: is required"),
         ("scaleTargetRef.kind", None, "spec.scaleTargetRef.kind: is required"),
         ("mode", "Passive", "spec.mode: must be one of Active | DryRun"),
-        ("interval", "500ms", "spec.interval: must be between 1s and 3600s"),
+        ("interval", "500ms", "spec.interval: must be between 1s and 1h, got '500ms'"),
+        ("interval", "99999999999999999999h", "spec.interval: must be between 1s and 1h"),
         ("interval", "2h", "spec.interval: must be between"),
         ("interval", "soon", "spec.interval: invalid duration"),
         ("horizontal.maxReplicas", None, "spec.horizontal.maxReplicas: is required"),
         ("horizontal.maxReplicas", 10001, "spec.horizontal.maxReplicas: must be in [1, 10000]"),
         ("horizontal.maxReplicas", 1, "spec.horizontal.minReplicas: must be <= maxReplicas (1), got 2"),
-        ("horizontal.minReplicas", -1, "spec.horizontal.minReplicas: must be >= 0"),
+        ("horizontal.minReplicas", -1, "spec.horizontal.minReplicas: must be in [0, 10000], got -1"),
+        ("horizontal.maxReplicas", 2**31, "maxReplicas: must be in [1, 10000], got 2147483648"),
         ("horizontal.minReplicas", "2", "spec.horizontal.minReplicas: must be an integer"),
         ("horizontal.minReplicas", True, "spec.horizontal.minReplicas: must be an integer"),
         ("horizontal.metrics", [], "spec.horizontal.metrics: must have 1..16 entries, got 0"),
@@ -211,8 +213,8 @@ def _with(path: str, value: Any) -> dict[str, Any]:
         ),
         (
             "horizontal.metrics.0",
-            {"type": "Pods"},
-            "spec.horizontal.metrics[0].type: must be one of Resource | Prometheus | Buffer",
+            {"type": "External"},
+            "spec.horizontal.metrics[0].type: must be one of Resource | Prometheus | Buffer | Pods",
         ),
         (
             "horizontal.metrics.0",
@@ -244,7 +246,7 @@ def _with(path: str, value: Any) -> dict[str, Any]:
             "Utilization",
             "prometheus.target.type: must be one of AverageValue | Value",
         ),
-        ("horizontal.metrics.1.prometheus.target.averageValue", "0", "averageValue: must be > 0"),
+        ("horizontal.metrics.1.prometheus.target.averageValue", "0", "averageValue: must be greater than z"),
         ("horizontal.metrics.1.prometheus.target.averageValue", "eighty", "averageValue: invalid quantity"),
         (
             "horizontal.metrics.2.buffer.capacityQuery",
@@ -259,7 +261,7 @@ def _with(path: str, value: Any) -> dict[str, Any]:
         (
             "horizontal.metrics.2.buffer.size",
             "0%",
-            "spec.horizontal.metrics[2].buffer.size: percent must be in [1%, 1000%]",
+            "spec.horizontal.metrics[2].buffer.size: a percent buffer size must be between 1% and 1000%",
         ),
         (
             "horizontal.metrics.2.buffer.size",
@@ -267,12 +269,10 @@ def _with(path: str, value: Any) -> dict[str, Any]:
             "buffer.size: must be free slots ('50') or a percent of used ('25%')",
         ),
         ("horizontal.metrics.2.buffer.size", None, "buffer.size: is required"),
-        ("horizontal.tolerance", {"scaleUp": 1}, "spec.horizontal.tolerance.scaleUp: must be in [0, 1)"),
-        (
-            "horizontal.tolerance",
-            {"scaleDown": -0.1},
-            "spec.horizontal.tolerance.scaleDown: must be in [0, 1)",
-        ),
+        ("horizontal.tolerance", {"scaleUp": "0.2"}, "spec.horizontal.tolerance.scaleUp: must be a number"),
+        ("horizontal.tolerance", {"scaleDown": -0.1}, "spec.horizontal.tolerance.scaleDown: must be >= 0"),
+        ("horizontal.tolerance", {"scaleUp": 10**400}, "tolerance.scaleUp: must be a finite number"),
+        ("horizontal.tolerance", {"scaleUp": float("inf")}, "tolerance.scaleUp: must be a finite number"),
         (
             "horizontal.behavior",
             {"scaleUp": {"selectPolicy": "Median"}},
@@ -296,12 +296,12 @@ def _with(path: str, value: Any) -> dict[str, Any]:
         (
             "horizontal.behavior",
             {"scaleDown": {"policies": [{"type": "Pods", "value": 0, "periodSeconds": 15}]}},
-            "policies[0].value: must be >= 1",
+            "policies[0].value: must be in [1, 2147483647], got 0",
         ),
         (
             "horizontal.predictive",
             {"lookahead": "10m", "history": "15m"},
-            "spec.horizontal.predictive.history: must be at least 2 * lookahead",
+            "spec.horizontal.predictive.history: must be at least twice predictive.lookahead",
         ),
         (
             "horizontal.predictive",
@@ -311,7 +311,7 @@ def _with(path: str, value: Any) -> dict[str, Any]:
         (
             "horizontal.fallback",
             {"failureThreshold": 0, "replicas": 1},
-            "spec.horizontal.fallback.failureThreshold: must be >= 1",
+            "spec.horizontal.fallback.failureThreshold: must be in [1, 1000]",
         ),
         ("horizontal.fallback", {"failureThreshold": 1}, "spec.horizontal.fallback.replicas: is required"),
         (
@@ -383,7 +383,7 @@ def test_min_zero_needs_an_external_metric() -> None:
     raw = _with("horizontal.minReplicas", 0)
     assert parse_policy_spec(raw).horizontal is not None  # Prometheus/Buffer metrics present
     raw["horizontal"]["metrics"] = [FULL["horizontal"]["metrics"][0]]
-    with pytest.raises(SpecError, match="minReplicas: 0 is allowed only with a Prometheus or Buffer metric"):
+    with pytest.raises(SpecError, match=r"minReplicas: 0 \(scale to zero\) needs at least one Prometheus or"):
         parse_policy_spec(raw)
 
 
@@ -404,14 +404,14 @@ def test_buffer_absolute_size_and_capacity_query() -> None:
     assert buf.size.amount(1000) == 50
 
 
-def test_value_target_and_quoted_numbers() -> None:
+def test_value_target_and_unbounded_tolerance() -> None:
     raw = _with("horizontal.metrics.1.prometheus.target", {"type": "Value", "value": 1000})
-    raw["horizontal"]["tolerance"] = {"scaleUp": "0.2"}
+    raw["horizontal"]["tolerance"] = {"scaleUp": 0.2, "scaleDown": 5}  # HPA parity: no upper bound
     parsed = parse_policy_spec(raw).horizontal
     assert parsed is not None
     target = parsed.metrics[1].prometheus.target  # type: ignore[union-attr]
     assert (target.type, target.value) == (MetricTargetType.VALUE, 1000)
-    assert parsed.tolerance.scale_up == 0.2
+    assert (parsed.tolerance.scale_up, parsed.tolerance.scale_down) == (0.2, 5.0)
 
 
 def test_percentile_defaults_follow_a_custom_target() -> None:
@@ -447,7 +447,7 @@ def test_saturation_absent_by_default() -> None:
         ({}, Saturation(95, 2.0)),
         ({"utilization": 90, "scaleUpFactor": 1.5}, Saturation(90, 1.5)),
         ({"utilization": 1000, "scaleUpFactor": 10}, Saturation(1000, 10.0)),
-        ({"scaleUpFactor": "3"}, Saturation(95, 3.0)),  # quoted numbers, like tolerance
+        ({"scaleUpFactor": 3}, Saturation(95, 3.0)),
         ({"utilization": 61}, Saturation(61, 2.0)),  # just above the target (60)
     ],
 )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from surge.api.quantity import parse_duration, quantity_to_float
+from surge.api.quantity import format_duration, parse_duration, parse_quantity
 
 __all__ = [
     "SpecError",
@@ -19,6 +21,7 @@ __all__ = [
     "read_list",
     "read_quantity",
     "read_str",
+    "shown",
 ]
 
 _E = TypeVar("_E", bound=StrEnum)
@@ -80,9 +83,14 @@ def read_int(
             raise SpecError(p, "is required")
         return default
     if isinstance(value, bool) or not isinstance(value, int):
-        raise SpecError(p, f"must be an integer, got {value!r}")
+        raise SpecError(p, f"must be an integer, got {shown(value)}")
     if value < lo or (hi is not None and value > hi):
-        raise SpecError(p, f"must be in [{lo}, {hi}], got {value}" if hi is not None else f"must be >= {lo}")
+        raise SpecError(
+            p,
+            f"must be in [{lo}, {hi}], got {shown(value)}"
+            if hi is not None
+            else f"must be >= {lo}, got {shown(value)}",
+        )
     return value
 
 
@@ -93,28 +101,39 @@ def read_float(
     default: float,
     *,
     lo: float,
-    hi: float,
+    hi: float | None,
     lo_open: bool = False,
     hi_open: bool = False,
 ) -> float:
+    """A JSON number (not quoted: the CRD's ``type: number`` refuses strings); ``hi=None``: no bound."""
     value = parent.get(key)
     p = f"{path}.{key}"
     if value is None:
         return default
-    if isinstance(value, str):  # a YAML author may quote numbers
-        try:
-            value = float(value)
-        except ValueError:
-            raise SpecError(p, f"must be a number, got {value!r}") from None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise SpecError(p, f"must be a number, got {value!r}")
-    number = float(value)
+        raise SpecError(p, f"must be a number, got {shown(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond float range
+        number = math.inf if value > 0 else -math.inf
+    if not math.isfinite(number):
+        raise SpecError(p, f"must be a finite number, got {shown(value)}")
     too_low = number <= lo if lo_open else number < lo
-    too_high = number >= hi if hi_open else number > hi
+    too_high = hi is not None and (number >= hi if hi_open else number > hi)
     if too_low or too_high:
+        if hi is None:
+            raise SpecError(p, f"must be {'>' if lo_open else '>='} {lo:g}, got {number:g}")
         interval = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
         raise SpecError(p, f"must be in {interval}, got {number:g}")
     return number
+
+
+# Quantities in a spec: apimachinery rounds precision below 1n up to 1n, and the CRD caps every quantity at
+# 1E (10^18), so targets and capacities stay far from float overflow in the engine's arithmetic.
+QUANTITY_MAX = Decimal("1e18")
+QUANTITY_MAX_TEXT = "1E"
+QUANTITY_MAX_LEN = 64
+_NANO = Decimal("1e-9")
 
 
 def read_quantity(parent: Mapping[str, Any], key: str, path: str, *, positive: bool = True) -> float:
@@ -122,15 +141,23 @@ def read_quantity(parent: Mapping[str, Any], key: str, path: str, *, positive: b
     p = f"{path}.{key}"
     if value is None:
         raise SpecError(p, "is required")
+    if isinstance(value, str) and len(value) > QUANTITY_MAX_LEN:
+        raise SpecError(p, f"must be at most {QUANTITY_MAX_LEN} characters")
+    if isinstance(value, float):  # the CRD's int-or-string takes integers and strings only
+        raise SpecError(p, f"must be an integer or a quantity string, got {shown(value)}")
     try:
-        number = quantity_to_float(value)
+        number = parse_quantity(value)
     except ValueError as exc:
         raise SpecError(p, str(exc)) from None
+    if number > 0:
+        number = max(number, _NANO)  # 1e-400 is 1n to the API server, never 0
     if positive and number <= 0:
-        raise SpecError(p, f"must be > 0, got {value!r}")
+        raise SpecError(p, f"must be greater than zero, got {shown(value)}")
     if number < 0:
-        raise SpecError(p, f"must be >= 0, got {value!r}")
-    return number
+        raise SpecError(p, f"must not be negative, got {shown(value)}")
+    if number > QUANTITY_MAX:
+        raise SpecError(p, f"must be at most {QUANTITY_MAX_TEXT} (10^18), got {shown(value)}")
+    return float(number)
 
 
 def read_duration(
@@ -142,13 +169,32 @@ def read_duration(
         if default is None:
             raise SpecError(p, "is required")
         return default
+    if isinstance(value, str) and len(value) > DURATION_MAX_LEN:
+        raise SpecError(p, f"must be at most {DURATION_MAX_LEN} characters")
     try:
         seconds = parse_duration(value)
     except ValueError as exc:
         raise SpecError(p, str(exc)) from None
     if not lo <= seconds <= hi:
-        raise SpecError(p, f"must be between {lo:g}s and {hi:g}s, got {value!r}")
+        raise SpecError(
+            p, f"must be between {format_duration(lo)} and {format_duration(hi)}, got {shown(value)}"
+        )
     return seconds
+
+
+DURATION_MAX_LEN = 32
+
+
+def shown(value: Any) -> str:
+    """A value for a message, cut short: a fuzzed 10,000-digit number must not become the message."""
+    text = (
+        repr(value)
+        if isinstance(value, str)
+        else str(value)
+        if isinstance(value, int | float)
+        else type(value).__name__
+    )
+    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 def read_enum(parent: Mapping[str, Any], key: str, path: str, enum: type[_E], default: _E | None) -> _E:
@@ -162,4 +208,4 @@ def read_enum(parent: Mapping[str, Any], key: str, path: str, enum: type[_E], de
         return enum(value)
     except ValueError:
         allowed = " | ".join(m.value for m in enum)
-        raise SpecError(p, f"must be one of {allowed}, got {value!r}") from None
+        raise SpecError(p, f"must be one of {allowed}, got {shown(value)}") from None

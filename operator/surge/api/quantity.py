@@ -57,9 +57,9 @@ def parse_quantity(value: str | int | float | Decimal) -> Decimal:
         return Decimal(repr(value))
     if not isinstance(value, str):
         raise ValueError(f"invalid quantity {value!r}: expected a string or number")
-    match = _QUANTITY_RE.match(value.strip())
+    match = _QUANTITY_RE.fullmatch(value)  # no strip: apimachinery refuses ' 1'
     if match is None:
-        raise ValueError(f"invalid quantity {value!r}")
+        raise ValueError(f"invalid quantity {_cut(value)}")
     try:
         number = Decimal(match["num"])
     except InvalidOperation as exc:  # pragma: no cover - the regex already guards this
@@ -69,7 +69,14 @@ def parse_quantity(value: str | int | float | Decimal) -> Decimal:
         return number * _BINARY[suffix]
     if suffix in _DECIMAL:
         return number * _DECIMAL[suffix]
-    return number.scaleb(int(suffix[1:]))  # exponent form: e3, E-2
+    try:
+        return number.scaleb(int(suffix[1:]))  # exponent form: e3, E-2
+    except (ArithmeticError, ValueError):  # an exponent beyond Decimal's range (or 4300 digits long)
+        raise ValueError(f"invalid quantity {_cut(value)}: the exponent is out of range") from None
+
+
+def _cut(value: str) -> str:
+    return repr(value) if len(value) <= 40 else repr(value[:37] + "...")
 
 
 def quantity_to_float(value: str | int | float | Decimal) -> float:

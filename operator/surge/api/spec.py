@@ -29,6 +29,7 @@ from surge.api._fields import (
     read_list,
     read_quantity,
     read_str,
+    shown,
 )
 
 __all__ = [
@@ -121,6 +122,10 @@ class ControlledValues(StrEnum):
 
 
 RESOURCE_NAMES = ("cpu", "memory")
+INT32_MAX = 2**31 - 1
+MAX_REPLICAS = 10000
+HALF_LIFE_MAX = 8760 * 3600.0  # 365 days
+BUFFER_SLOTS_MAX = 9_999_999  # the CRD's pattern: at most 7 digits
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,7 +381,7 @@ _TARGET_MEMBERS = {
 
 
 def _check(value: str, pattern: re.Pattern[str], path: str, what: str) -> str:
-    if not pattern.match(value):
+    if not pattern.fullmatch(value):  # fullmatch: like RE2, '$' must not match before a final newline
         raise SpecError(path, f"must be {what}, got {value!r}")
     return value
 
@@ -440,34 +445,58 @@ def _parse_saturation(res: Mapping[str, Any], path: str, target: MetricTarget) -
     return Saturation(utilization=utilization, scale_up_factor=factor)
 
 
+def _server_address(parent: Mapping[str, Any], path: str) -> str | None:
+    server = read_str(parent, "serverAddress", path, required=False, max_len=2048) or None
+    if server is not None:
+        try:
+            url = urlparse(server)
+            ok = url.scheme in ("http", "https") and bool(url.hostname)
+        except ValueError:  # e.g. an unbalanced IPv6 bracket
+            ok = False
+        if not ok:
+            raise SpecError(f"{path}.serverAddress", f"must be an http(s) URL, got {server[:60]!r}")
+    return server
+
+
 def _parse_prometheus(raw: Any, path: str) -> PrometheusMetric:
     prom = mapping(raw, path)
     query = read_str(prom, "query", path, max_len=4096)
     target = _parse_target(
         prom.get("target"), f"{path}.target", (MetricTargetType.AVERAGE_VALUE, MetricTargetType.VALUE)
     )
-    server = read_str(prom, "serverAddress", path, required=False, max_len=2048) or None
-    if server is not None:
-        url = urlparse(server)
-        if url.scheme not in ("http", "https") or not url.netloc:
-            raise SpecError(f"{path}.serverAddress", f"must be an http(s) URL, got {server!r}")
-    return PrometheusMetric(query=query, target=target, server_address=server)
+    return PrometheusMetric(query=query, target=target, server_address=_server_address(prom, path))
+
+
+def _parse_pods(raw: Any, path: str) -> PodsMetric:
+    pods = mapping(raw, path)
+    query = read_str(pods, "query", path, max_len=4096)
+    target = _parse_target(pods.get("target"), f"{path}.target", (MetricTargetType.AVERAGE_VALUE,))
+    return PodsMetric(query=query, target=target, server_address=_server_address(pods, path))
 
 
 def _parse_buffer_size(raw: Any, path: str) -> BufferSize:
     if raw is None:
         raise SpecError(path, "is required")
-    text = str(raw) if isinstance(raw, int) and not isinstance(raw, bool) else raw
-    if not isinstance(text, str) or not _BUFFER_SIZE_RE.match(text):
-        raise SpecError(path, f"must be free slots ('50') or a percent of used ('25%'), got {raw!r}")
-    if text.endswith("%"):
-        percent = int(text[:-1])
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        if not 1 <= raw <= BUFFER_SLOTS_MAX:
+            raise SpecError(
+                path,
+                f"an absolute buffer size must be between 1 and {BUFFER_SLOTS_MAX} free slots, "
+                f"got {shown(raw)}",
+            )
+        return BufferSize(absolute=float(raw))
+    if not isinstance(raw, str) or not _BUFFER_SIZE_RE.fullmatch(raw):
+        raise SpecError(path, f"must be free slots ('50') or a percent of used ('25%'), got {shown(raw)}")
+    if raw.endswith("%"):
+        percent = int(raw[:-1])
         if not 1 <= percent <= 1000:
-            raise SpecError(path, f"percent must be in [1%, 1000%], got {raw!r}")
+            raise SpecError(path, f"a percent buffer size must be between 1% and 1000%, got {raw!r}")
         return BufferSize(percent=float(percent))
-    if int(text) < 1:
-        raise SpecError(path, f"an absolute buffer size must be at least 1 free slot, got {raw!r}")
-    return BufferSize(absolute=float(text))
+    if int(raw) < 1:
+        raise SpecError(
+            path, f"an absolute buffer size must be between 1 and {BUFFER_SLOTS_MAX} free slots, got {raw!r}"
+        )
+    return BufferSize(absolute=float(raw))
 
 
 def _parse_buffer(raw: Any, path: str) -> BufferMetric:
@@ -485,7 +514,14 @@ def _parse_buffer(raw: Any, path: str) -> BufferMetric:
     )
 
 
-_MEMBERS = {MetricType.RESOURCE: "resource", MetricType.PROMETHEUS: "prometheus", MetricType.BUFFER: "buffer"}
+_MEMBERS = {
+    MetricType.RESOURCE: "resource",
+    MetricType.PROMETHEUS: "prometheus",
+    MetricType.BUFFER: "buffer",
+    MetricType.PODS: "pods",
+}
+# Metrics measured on the target's pods: with zero pods there is nothing to measure (no scale to zero).
+_POD_MEASURED = (MetricType.RESOURCE, MetricType.PODS)
 
 
 def _parse_metric(raw: Any, path: str, index: int) -> MetricSpec:
@@ -506,6 +542,8 @@ def _parse_metric(raw: Any, path: str, index: int) -> MetricSpec:
         return MetricSpec(
             kind, name=f"prometheus-{index}", prometheus=_parse_prometheus(entry[member], member_path)
         )
+    if kind is MetricType.PODS:
+        return MetricSpec(kind, name=f"pods-{index}", pods=_parse_pods(entry[member], member_path))
     return MetricSpec(kind, name=f"buffer-{index}", buffer=_parse_buffer(entry[member], member_path))
 
 
@@ -527,7 +565,7 @@ def _parse_rules(raw: Any, path: str, defaults: ScalingRules) -> ScalingRules:
             parsed.append(
                 ScalingPolicy(
                     type=read_enum(pol, "type", p, ScalingPolicyType, None),
-                    value=read_int(pol, "value", p, None, 1),
+                    value=read_int(pol, "value", p, None, 1, INT32_MAX),
                     period_seconds=read_int(pol, "periodSeconds", p, None, 1, 1800),
                 )
             )
@@ -541,21 +579,26 @@ def _parse_horizontal(raw: Any, path: str) -> HorizontalSpec:
     if items is None:
         raise SpecError(f"{path}.metrics", "is required")
     metrics = tuple(_parse_metric(item, f"{path}.metrics[{i}]", i) for i, item in enumerate(items))
-    min_replicas = read_int(hor, "minReplicas", path, 1, 0)
-    max_replicas = read_int(hor, "maxReplicas", path, None, 1, 10000)
+    min_replicas = read_int(hor, "minReplicas", path, 1, 0, MAX_REPLICAS)
+    max_replicas = read_int(hor, "maxReplicas", path, None, 1, MAX_REPLICAS)
     if min_replicas > max_replicas:
         raise SpecError(f"{path}.minReplicas", f"must be <= maxReplicas ({max_replicas}), got {min_replicas}")
-    if min_replicas == 0 and all(m.type is MetricType.RESOURCE for m in metrics):
-        # Resource metrics come from running pods: at zero pods there is nothing to measure.
-        raise SpecError(f"{path}.minReplicas", "0 is allowed only with a Prometheus or Buffer metric")
+    if min_replicas == 0 and all(m.type in _POD_MEASURED for m in metrics):
+        # Resource and Pods metrics come from running pods: at zero pods there is nothing to measure.
+        raise SpecError(
+            f"{path}.minReplicas",
+            "0 (scale to zero) needs at least one Prometheus or Buffer metric: Resource and Pods metrics "
+            "come from the target's pods and cannot wake a workload that has none",
+        )
 
     tol_raw = opt_mapping(hor, "tolerance", path)
     tolerance = Tolerance()
     if tol_raw is not None:
         tp = f"{path}.tolerance"
         tolerance = Tolerance(
-            scale_up=read_float(tol_raw, "scaleUp", tp, 0.1, lo=0.0, hi=1.0, hi_open=True),
-            scale_down=read_float(tol_raw, "scaleDown", tp, 0.1, lo=0.0, hi=1.0, hi_open=True),
+            # HPA parity: any tolerance >= 0 (a scale-down tolerance >= 1 never scales down).
+            scale_up=read_float(tol_raw, "scaleUp", tp, 0.1, lo=0.0, hi=None),
+            scale_down=read_float(tol_raw, "scaleDown", tp, 0.1, lo=0.0, hi=None),
         )
 
     beh_raw = opt_mapping(hor, "behavior", path)
@@ -572,9 +615,9 @@ def _parse_horizontal(raw: Any, path: str) -> HorizontalSpec:
     if pred_raw is not None:
         pp = f"{path}.predictive"
         lookahead = read_duration(pred_raw, "lookahead", pp, 60.0, 1.0, 3600.0)
-        history = read_duration(pred_raw, "history", pp, max(1800.0, 2 * lookahead), 1.0, 86400.0)
+        history = read_duration(pred_raw, "history", pp, max(1800.0, 2 * lookahead), 0.0, 86400.0)
         if history < 2 * lookahead:
-            raise SpecError(f"{pp}.history", "must be at least 2 * lookahead")
+            raise SpecError(f"{pp}.history", "must be at least twice predictive.lookahead")
         predictive = Predictive(lookahead=lookahead, history=history)
 
     fallback = None
@@ -582,8 +625,9 @@ def _parse_horizontal(raw: Any, path: str) -> HorizontalSpec:
     if fb_raw is not None:
         fp = f"{path}.fallback"
         fallback = Fallback(
-            failure_threshold=read_int(fb_raw, "failureThreshold", fp, 3, 1),
-            replicas=read_int(fb_raw, "replicas", fp, None, 0),
+            failure_threshold=read_int(fb_raw, "failureThreshold", fp, 3, 1, 1000),
+            replicas=read_int(fb_raw, "replicas", fp, None, 0, MAX_REPLICAS),
+            behavior=read_enum(fb_raw, "behavior", fp, FallbackBehavior, FallbackBehavior.RAISE_ONLY),
         )
 
     return HorizontalSpec(
@@ -668,12 +712,12 @@ def _parse_vertical(raw: Any, path: str) -> VerticalSpec:
         raise SpecError(path, "percentiles must satisfy lowerBound <= target <= upperBound")
     return VerticalSpec(
         update_mode=read_enum(ver, "updateMode", path, UpdateMode, UpdateMode.OFF),
-        half_life=read_duration(ver, "halfLife", path, 24 * 3600.0, 1.0, 365 * 86400.0),
+        half_life=read_duration(ver, "halfLife", path, 24 * 3600.0, 1.0, HALF_LIFE_MAX),
         target_percentile=target,
         lower_bound_percentile=lower,
         upper_bound_percentile=upper,
         safety_margin_fraction=read_float(ver, "safetyMarginFraction", path, 0.15, lo=0.0, hi=1.0),
-        min_change_fraction=read_float(ver, "minChangeFraction", path, 0.1, lo=0.0, hi=1.0, hi_open=True),
+        min_change_fraction=read_float(ver, "minChangeFraction", path, 0.1, lo=0.0, hi=1.0),
         container_policies=policies,
     )
 
