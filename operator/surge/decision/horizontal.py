@@ -444,9 +444,7 @@ def prometheus_average_value_replicas(
     if not is_within_tolerance(ratio, tolerance):
         replicas = math.ceil(Fraction(max(usage, 0), target))
     average = Fraction(math.ceil(Fraction(usage, current_replicas)), 1000)
-    detail = (
-        f"value {_human(value)} = {_human(float(average))} per replica vs {_human(target_average)} target"
-    )
+    detail = f"value {_human(value)} = {_human(average)} per replica vs {_human(target_average)} target"
     return ReplicaCalc(replicas, average, detail)
 
 
@@ -477,10 +475,7 @@ def buffer_replicas(*, used: float, size: BufferSize, capacity_per_replica: floa
     used_f = max(_frac(used), Fraction(0))
     free = used_f * _frac(size.percent) / 100 if size.percent is not None else _frac(size.absolute or 0.0)
     replicas = math.ceil((used_f + free) / _frac(capacity_per_replica))
-    detail = (
-        f"used {_human(float(used_f))} + buffer {_human(float(free))} "
-        f"at {_human(capacity_per_replica)} per replica"
-    )
+    detail = f"used {_human(used_f)} + buffer {_human(free)} at {_human(capacity_per_replica)} per replica"
     return ReplicaCalc(replicas, used_f, detail)
 
 
