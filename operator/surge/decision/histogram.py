@@ -105,11 +105,13 @@ class DecayingHistogram:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly checkpoint (options are implied by the resource)."""
-        return {
-            "referenceTime": self.reference_time,
+        out: dict[str, Any] = {
             "halfLife": self.half_life,
             "buckets": {str(b): w for b, w in sorted(self.weights.items())},
         }
+        if self.reference_time is not None:  # left out, not null: the checkpoint schema has no nulls
+            out["referenceTime"] = self.reference_time
+        return out
 
     @classmethod
     def from_dict(

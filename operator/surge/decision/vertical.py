@@ -84,15 +84,20 @@ class ContainerHistory:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "cpu": self.cpu.to_dict(),
             "memory": self.memory.to_dict(),
-            "firstSampleTime": self.first_sample_time,
-            "lastSampleTime": self.last_sample_time,
             "cpuSamples": self.cpu_samples,
             "oomFloor": self.oom_floor,
+        }
+        # Unset times are left out, not null: the checkpoint CRD's schema has no nullable fields.
+        optional = {
+            "firstSampleTime": self.first_sample_time,
+            "lastSampleTime": self.last_sample_time,
             "oomTime": self.oom_time,
         }
+        out.update({k: v for k, v in optional.items() if v is not None})
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], half_life: float) -> ContainerHistory:
@@ -105,7 +110,7 @@ class ContainerHistory:
             memory=DecayingHistogram.from_dict(data.get("memory", {}), MEMORY_HISTOGRAM, half_life),
             first_sample_time=opt("firstSampleTime"),
             last_sample_time=opt("lastSampleTime"),
-            cpu_samples=int(data.get("cpuSamples", 0)),
+            cpu_samples=max(int(data.get("cpuSamples", 0)), 0),
             oom_floor=float(data.get("oomFloor", 0.0)),
             oom_time=opt("oomTime"),
         )
@@ -125,12 +130,14 @@ class VerticalState:
     last_oom_time: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "containers": {name: h.to_dict() for name, h in sorted(self.containers.items())},
             "peaks": {key: [p.window_end, p.peak] for key, p in sorted(self.peaks.items())},
             "seen": dict(sorted(self.seen.items())),
-            "lastOOMTime": self.last_oom_time,
         }
+        if self.last_oom_time is not None:
+            out["lastOOMTime"] = self.last_oom_time
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], half_life: float) -> VerticalState:
