@@ -1,0 +1,113 @@
+"""Two replicas with leader election: SIGKILL the active one; the other takes over, never both at once."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+
+import pytest
+from kubernetes import client
+
+from tests.faults.conftest import FaultCluster
+from tests.faults.history import ScaleHistory
+from tests.faults.operator_process import OperatorProcess
+from tests.faults.scenario import (
+    assert_no_crash_loop,
+    create_policy,
+    demand_policy,
+    events,
+    lease_holder,
+    start_pods,
+)
+from tests.faults.series import MutableSeries, prometheus_value
+from tests.support.wait import wait_until
+
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(240)]
+
+LEASE_DURATION, RETRY_PERIOD, INTERVAL = 15.0, 2.0, 1.0
+GOAL = 15.0  # issue 9: failover goal, SIGKILL to the next correct decision
+# What a correct client-go style election can take at worst: the standby trusts the last renewal it saw for
+# a full lease duration, then tries on its retry period, then ticks.
+BOUND = LEASE_DURATION + RETRY_PERIOD + INTERVAL + 2.0
+STEP_PERIOD = 3  # +1 pod per 3 s: two writers would show as +2 within 3 s
+
+
+def _writes_by(op: OperatorProcess) -> list[str]:
+    """Log lines in which this replica reports a scale write (any of the wordings the operator may use)."""
+    words = ("SuccessfulRescale", "New size", "scaled ", "rescale")
+    return [str(r.get("message")) for r in op.records() if any(w in str(r.get("message", "")) for w in words)]
+
+
+def test_sigkill_of_the_active_replica_fails_over_without_two_writers(
+    faults_cluster: FaultCluster,
+    api: client.ApiClient,
+    namespace: str,
+    operators: Callable[..., OperatorProcess],
+    series: Callable[[str, float], MutableSeries],
+    histories: Callable[[str, str], ScaleHistory],
+) -> None:
+    lease = ("surge-faults", namespace)
+    demand = series(namespace, 2000)  # 20 wanted, reached one pod per 3 s
+    start_pods(api, namespace, "web", 2)
+    wait_until(
+        lambda: prometheus_value(faults_cluster.prometheus_url, demand.query) == 2000,
+        timeout=30,
+        what="Prometheus to scrape the demand",
+    )
+    history = histories(namespace, "web")
+    replicas = {name: operators(identity=name, lease=lease) for name in ("replica-a", "replica-b")}
+    for op in replicas.values():
+        op.wait_healthy()
+    leader_name = wait_until(
+        lambda: lease_holder(api, namespace, lease[0]) in replicas and lease_holder(api, namespace, lease[0]),
+        timeout=30,
+        what="a Lease holder",
+    )
+    leader = replicas[leader_name]
+    standby_name = next(n for n in replicas if n != leader_name)
+    standby = replicas[standby_name]
+
+    up = {
+        "stabilizationWindowSeconds": 0,
+        "policies": [{"type": "Pods", "value": 1, "periodSeconds": STEP_PERIOD}],
+    }
+    create_policy(api, namespace, "web", demand_policy("web", demand.query, scale_up=up))
+    wait_until(lambda: (history.current() or 0) >= 4, timeout=30, what="two steps by the leader")
+    assert not _writes_by(standby), f"the standby wrote while the leader was alive: {_writes_by(standby)}"
+    before = history.current() or 0
+    killed = leader.kill()
+
+    after = wait_until(
+        lambda: next((r for r in history.records if r.at > killed), None),
+        timeout=BOUND + 15,
+        what="the first decision after the failover",
+    )
+    failover = after.at - killed
+    timeline = history.describe(killed)
+    faults_cluster.measure("failover.sigkill_to_next_decision_s", round(failover, 1))
+    faults_cluster.measure("failover.goal_s", GOAL)
+    assert after.replicas == before + 1, f"the new leader must continue one step at a time: {timeline}"
+    assert failover <= BOUND, f"failover took {failover:.1f}s (goal {GOAL}s): {timeline}"
+    assert lease_holder(api, namespace, lease[0]) == standby_name
+
+    # A few more steps by the new leader, then the checks that would show two writers.
+    wait_until(lambda: (history.current() or 0) >= before + 3, timeout=4 * STEP_PERIOD + 5, what="more steps")
+    growth, when = history.max_growth(STEP_PERIOD - 0.3)
+    assert growth <= 1, f"+{growth} within one {STEP_PERIOD}s period at {when - killed:+.1f}s: {timeline}"
+    instances = {
+        e.reporting_instance for e in events(api, namespace, "web") if e.reason == "SuccessfulRescale"
+    }
+    if instances & set(replicas):  # when Events name the replica, both names may appear, never interleaved
+        rescale_events = sorted(
+            (e for e in events(api, namespace, "web") if e.reason == "SuccessfulRescale"),
+            key=lambda e: e.event_time or e.first_timestamp,
+        )
+        order = [e.reporting_instance for e in rescale_events]
+        switches = sum(1 for a, b in itertools.pairwise(order) if a != b)
+        assert switches <= 1, f"rescales alternate between replicas: {order}"
+    managers = {m for r in history.records for m in r.managers}
+    named = {m for m in managers if any(n in m[0] for n in replicas)}
+    assert len({m[0] for m in named}) <= 2, managers
+    assert_no_crash_loop(standby)
+    assert time.monotonic() - killed < 120
