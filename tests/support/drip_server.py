@@ -33,26 +33,34 @@ def prometheus_vector(*series: tuple[dict[str, str], str], ts: float | None = No
 
 
 class AnswerServer:
-    """Answers each request with `respond(path)`; `requests` counts them, `paths` lists them."""
+    """Answers each request with `respond(path)`; counts connections and requests, keeps paths."""
 
     def __init__(self, respond: Callable[[str], Answer]) -> None:
         self.requests = 0
+        self.connections = 0
         self.paths: list[str] = []
+        self.accept_encodings: list[str | None] = []
         self._lock = threading.Lock()
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            def setup(self) -> None:
+                super().setup()
+                with owner._lock:
+                    owner.connections += 1
+
             def do_GET(self) -> None:
                 with owner._lock:
                     owner.requests += 1
                     owner.paths.append(self.path)
+                    owner.accept_encodings.append(self.headers.get("Accept-Encoding"))
                 answer = respond(self.path)
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():
                     self.send_header(name, value)
-                if "Content-Length" not in answer.headers:
+                if "Content-Length" not in answer.headers and "Transfer-Encoding" not in answer.headers:
                     self.send_header("Content-Length", str(len(answer.body)))
                 self.end_headers()
                 self.wfile.write(answer.body)
@@ -65,7 +73,7 @@ class AnswerServer:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
     def close(self) -> None:
@@ -120,6 +128,7 @@ class DripServer:
                 if not chunk:
                     break
                 request += chunk
+            conn.settimeout(None)  # blocking, so the MSG_DONTWAIT peek below answers at once
             for byte in self.payload:
                 try:
                     conn.sendall(bytes([byte]))
