@@ -141,8 +141,8 @@ def test_defaults_match_hpa_and_doc() -> None:
     assert up.stabilization_window_seconds == 0
     assert up.select_policy is SelectPolicy.MAX
     assert up.policies == (
-        ScalingPolicy(ScalingPolicyType.PODS, 4, 15),
         ScalingPolicy(ScalingPolicyType.PERCENT, 100, 15),
+        ScalingPolicy(ScalingPolicyType.PODS, 4, 15),
     )
     assert down.stabilization_window_seconds == 300
     assert down.policies == (ScalingPolicy(ScalingPolicyType.PERCENT, 100, 15),)
@@ -247,7 +247,11 @@ def _with(path: str, value: Any) -> dict[str, Any]:
             "prometheus.target.type: must be one of AverageValue | Value",
         ),
         ("horizontal.metrics.1.prometheus.target.averageValue", "0", "averageValue: must be greater than z"),
-        ("horizontal.metrics.1.prometheus.target.averageValue", "eighty", "averageValue: invalid quantity"),
+        (
+            "horizontal.metrics.1.prometheus.target.averageValue",
+            "eighty",
+            "averageValue: 'eighty' is not a Kubernetes quantity",
+        ),
         (
             "horizontal.metrics.2.buffer.capacityQuery",
             "sum(cap)",
@@ -324,7 +328,7 @@ def _with(path: str, value: Any) -> dict[str, Any]:
         (
             "vertical.lowerBoundPercentile",
             0.95,
-            "spec.vertical: percentiles must satisfy lowerBound <= target <= upperBound",
+            "spec.vertical.lowerBoundPercentile: (0.95) must be less than or equal to targetPercentile (0.9)",
         ),
         ("vertical.safetyMarginFraction", 1.5, "spec.vertical.safetyMarginFraction: must be in [0, 1]"),
         (
@@ -414,13 +418,16 @@ def test_value_target_and_unbounded_tolerance() -> None:
     assert (parsed.tolerance.scale_up, parsed.tolerance.scale_down) == (0.2, 5.0)
 
 
-def test_percentile_defaults_follow_a_custom_target() -> None:
-    ver = parse_policy_spec(_with("vertical.targetPercentile", 0.3)).vertical
+def test_percentile_defaults_are_fixed_like_the_crd() -> None:
+    # The API server fills in 0.5 / 0.95 before its rules compare them, so a lone target outside
+    # [0.5, 0.95] is refused there; the parser gives the same verdict.
+    with pytest.raises(SpecError, match=r"lowerBoundPercentile: \(0.5\) must be less than or equal"):
+        parse_policy_spec(_with("vertical.targetPercentile", 0.3))
+    with pytest.raises(SpecError, match=r"upperBoundPercentile: \(0.95\) must be greater than or equal"):
+        parse_policy_spec(_with("vertical.targetPercentile", 0.99))
+    ver = parse_policy_spec(_with("vertical.targetPercentile", 0.6)).vertical
     assert ver is not None
-    assert (ver.lower_bound_percentile, ver.target_percentile, ver.upper_bound_percentile) == (0.3, 0.3, 0.95)
-    ver = parse_policy_spec(_with("vertical.targetPercentile", 0.99)).vertical
-    assert ver is not None
-    assert (ver.lower_bound_percentile, ver.upper_bound_percentile) == (0.5, 0.99)
+    assert (ver.lower_bound_percentile, ver.target_percentile, ver.upper_bound_percentile) == (0.5, 0.6, 0.95)
 
 
 def test_parsed_spec_is_frozen() -> None:

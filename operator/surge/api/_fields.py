@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from enum import StrEnum
@@ -134,6 +135,9 @@ QUANTITY_MAX = Decimal("1e18")
 QUANTITY_MAX_TEXT = "1E"
 QUANTITY_MAX_LEN = 64
 _NANO = Decimal("1e-9")
+_SPEC_QUANTITY_RE = re.compile(
+    r"[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]{1,3})?"
+)
 
 
 def read_quantity(parent: Mapping[str, Any], key: str, path: str, *, positive: bool = True) -> float:
@@ -145,6 +149,9 @@ def read_quantity(parent: Mapping[str, Any], key: str, path: str, *, positive: b
         raise SpecError(p, f"must be at most {QUANTITY_MAX_LEN} characters")
     if isinstance(value, float):  # the CRD's int-or-string takes integers and strings only
         raise SpecError(p, f"must be an integer or a quantity string, got {shown(value)}")
+    if isinstance(value, str) and not _SPEC_QUANTITY_RE.fullmatch(value):
+        # Also refuses exponents of 4+ digits, as the CRD does (they make quantity parsing in CEL hang).
+        raise SpecError(p, f"{shown(value)} is not a Kubernetes quantity (examples: 500m, 2, 1.5, 128Mi)")
     try:
         number = parse_quantity(value)
     except ValueError as exc:

@@ -235,13 +235,15 @@ class ScalingRules:
 
 
 def default_scale_up_rules() -> ScalingRules:
-    """HPA autoscaling/v2 default: no stabilization, +4 pods or +100% per 15s, whichever is more."""
+    """HPA autoscaling/v2 default: no stabilization, +100% or +4 pods per 15s, whichever is more.
+
+    In the order of the CRD's default (and HPA's), so a defaulted and a parsed spec compare equal."""
     return ScalingRules(
         stabilization_window_seconds=0,
         select_policy=SelectPolicy.MAX,
         policies=(
-            ScalingPolicy(ScalingPolicyType.PODS, 4, 15),
             ScalingPolicy(ScalingPolicyType.PERCENT, 100, 15),
+            ScalingPolicy(ScalingPolicyType.PODS, 4, 15),
         ),
     )
 
@@ -445,13 +447,21 @@ def _parse_saturation(res: Mapping[str, Any], path: str, target: MetricTarget) -
     return Saturation(utilization=utilization, scale_up_factor=factor)
 
 
+_URL_FORBIDDEN_RE = re.compile(r"[\x00-\x20\x7f]")  # Go's url parser refuses spaces and controls
+
+
 def _server_address(parent: Mapping[str, Any], path: str) -> str | None:
     server = read_str(parent, "serverAddress", path, required=False, max_len=2048) or None
     if server is not None:
         try:
             url = urlparse(server)
-            ok = url.scheme in ("http", "https") and bool(url.hostname)
-        except ValueError:  # e.g. an unbalanced IPv6 bracket
+            ok = (
+                url.scheme in ("http", "https")
+                and bool(url.hostname)
+                and not _URL_FORBIDDEN_RE.search(server)
+                and (url.port is None or url.port >= 0)  # .port raises ValueError on a non-numeric port
+            )
+        except ValueError:  # e.g. an unbalanced IPv6 bracket or a bad port
             ok = False
         if not ok:
             raise SpecError(f"{path}.serverAddress", f"must be an http(s) URL, got {server[:60]!r}")
@@ -524,9 +534,20 @@ _MEMBERS = {
 _POD_MEASURED = (MetricType.RESOURCE, MetricType.PODS)
 
 
+# HPA members Surge does not have; the CRD declares them only to refuse them with a clear message.
+_HPA_ONLY_MEMBERS = ("external", "object", "containerResource")
+
+
 def _parse_metric(raw: Any, path: str, index: int) -> MetricSpec:
     entry = mapping(raw, path)
     kind = read_enum(entry, "type", path, MetricType, None)
+    for hpa_member in _HPA_ONLY_MEMBERS:
+        if entry.get(hpa_member) is not None:
+            raise SpecError(
+                f"{path}.{hpa_member}",
+                "HPA's External, Object and ContainerResource metrics are not supported: type must be one of "
+                "Resource, Prometheus, Buffer or Pods",
+            )
     member = _MEMBERS[kind]
     for other in _MEMBERS.values():
         if other != member and entry.get(other) is not None:
@@ -705,11 +726,19 @@ def _parse_vertical(raw: Any, path: str) -> VerticalSpec:
             if name in names[:i]:
                 raise SpecError(f"{cp}[{i}].containerName", f"duplicate container {name!r}")
     target = read_float(ver, "targetPercentile", path, 0.9, lo=0.0, hi=1.0, lo_open=True)
-    # Unset bounds follow a custom target (like the CRD, only explicitly set pairs are compared).
-    lower = read_float(ver, "lowerBoundPercentile", path, min(0.5, target), lo=0.0, hi=1.0, lo_open=True)
-    upper = read_float(ver, "upperBoundPercentile", path, max(0.95, target), lo=0.0, hi=1.0, lo_open=True)
-    if not lower <= target <= upper:
-        raise SpecError(path, "percentiles must satisfy lowerBound <= target <= upperBound")
+    # Fixed defaults, as the CRD: the API server fills them in before its rules compare them.
+    lower = read_float(ver, "lowerBoundPercentile", path, 0.5, lo=0.0, hi=1.0, lo_open=True)
+    upper = read_float(ver, "upperBoundPercentile", path, 0.95, lo=0.0, hi=1.0, lo_open=True)
+    if lower > target:
+        raise SpecError(
+            f"{path}.lowerBoundPercentile",
+            f"({lower:g}) must be less than or equal to targetPercentile ({target:g})",
+        )
+    if upper < target:
+        raise SpecError(
+            f"{path}.upperBoundPercentile",
+            f"({upper:g}) must be greater than or equal to targetPercentile ({target:g})",
+        )
     return VerticalSpec(
         update_mode=read_enum(ver, "updateMode", path, UpdateMode, UpdateMode.OFF),
         half_life=read_duration(ver, "halfLife", path, 24 * 3600.0, 1.0, HALF_LIFE_MAX),
