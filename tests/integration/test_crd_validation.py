@@ -50,7 +50,9 @@ def merge_patch(target: Any, patch: Any) -> Any:
 def contained(sent: Any, stored: Any) -> bool:
     """Everything sent is in what was stored: objects may have gained defaulted fields, lists keep length."""
     if isinstance(sent, dict):
-        return isinstance(stored, dict) and all(k in stored and contained(v, stored[k]) for k, v in sent.items())
+        return isinstance(stored, dict) and all(
+            k in stored and contained(v, stored[k]) for k, v in sent.items()
+        )
     if isinstance(sent, list):
         return (
             isinstance(stored, list)
