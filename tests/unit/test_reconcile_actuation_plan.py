@@ -1,0 +1,122 @@
+"""What actuation writes for a decision (decision.actuation_plan): pure, one table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from surge.api.spec import ResourceAmounts, UpdateMode
+from surge.decision.actuation_plan import PodView, plan_actuation
+from surge.decision.model import ContainerResources
+from surge.decision.vertical import ContainerResize
+
+T = 1_000_000.0
+GROW = ContainerResize(
+    container="app",
+    old_requests=ResourceAmounts(cpu=1.0, memory=2**29),
+    new_requests=ResourceAmounts(cpu=2.0, memory=2**29),
+    old_limits=ResourceAmounts(),
+    new_limits=ResourceAmounts(),
+    reason="cpu 1 -> 2",
+)
+NEW_SIZE = {"app": {"requests": {"cpu": "2", "memory": "512Mi"}}}
+
+
+def pod(name: str, *, cpu: float = 1.0, created: float = T - 3600, deleting: bool = False) -> PodView:
+    return PodView(
+        name, created, deleting, (ContainerResources("app", requests=ResourceAmounts(cpu=cpu, memory=2**29)),)
+    )
+
+
+PODS = [
+    pod("old"),
+    pod("fresh", created=T - 5),
+    pod("leaving", deleting=True),
+    pod("done", cpu=2.0),
+]
+
+
+@dataclass
+class Case:
+    name: str
+    mode: UpdateMode
+    previous_tick: float | None = T - 10
+    dry_run: bool = False
+    to: int = 5
+    resizes: tuple[ContainerResize, ...] = (GROW,)
+    # expectations
+    scale_to: int | None = None
+    pods: list[str] = field(default_factory=list)
+    template: bool = False
+    on_refusal: bool = False
+
+
+CASES = [
+    Case("no change, no writes", UpdateMode.IN_PLACE, resizes=()),
+    Case("scale only", UpdateMode.OFF, to=8, scale_to=8),
+    Case("Off never resizes", UpdateMode.OFF),
+    Case("InPlace: live pods not at the target", UpdateMode.IN_PLACE, pods=["old", "fresh"]),
+    Case("InPlace with a scale", UpdateMode.IN_PLACE, to=3, scale_to=3, pods=["old", "fresh"]),
+    Case(
+        "InPlaceOrRecreate: pods, and the template if refused",
+        UpdateMode.IN_PLACE_OR_RECREATE,
+        pods=["old", "fresh"],
+        on_refusal=True,
+    ),
+    Case("Recreate: the template only", UpdateMode.RECREATE, template=True),
+    Case("Initial: pods created since the last tick", UpdateMode.INITIAL, pods=["fresh"]),
+    Case("Initial without history: none", UpdateMode.INITIAL, previous_tick=None),
+    Case("DryRun writes nothing but reports the count", UpdateMode.IN_PLACE, dry_run=True, to=8, scale_to=8),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_plan_actuation(case: Case) -> None:
+    plan = plan_actuation(
+        from_replicas=5,
+        to_replicas=case.to,
+        resizes=case.resizes,
+        update_mode=case.mode,
+        pods=PODS,
+        previous_tick=case.previous_tick,
+        dry_run=case.dry_run,
+    )
+    assert plan.scale_to == case.scale_to
+    assert [r.pod for r in plan.pod_resizes] == case.pods
+    assert all(r.resources == NEW_SIZE for r in plan.pod_resizes)
+    assert (plan.template_patch == NEW_SIZE) is case.template
+    assert (plan.template_on_refusal == NEW_SIZE) is case.on_refusal
+    assert plan.dry_run is case.dry_run
+    assert plan.writes is (not case.dry_run and bool(case.scale_to or case.pods or case.template))
+
+
+def test_one_patch_per_pod_with_every_container_that_needs_it() -> None:
+    sidecar = ContainerResize(
+        container="sidecar",
+        old_requests=ResourceAmounts(cpu=0.1),
+        new_requests=ResourceAmounts(cpu=0.2),
+        old_limits=ResourceAmounts(),
+        new_limits=ResourceAmounts(),
+        reason="cpu 100m -> 200m",
+    )
+    two = PodView(
+        "two",
+        T - 3600,
+        containers=(
+            ContainerResources("app", requests=ResourceAmounts(cpu=1.0, memory=2**29)),
+            ContainerResources("sidecar", requests=ResourceAmounts(cpu=0.1)),
+        ),
+    )
+    plan = plan_actuation(
+        from_replicas=1,
+        to_replicas=1,
+        resizes=(GROW, sidecar),
+        update_mode=UpdateMode.IN_PLACE,
+        pods=[two],
+        previous_tick=None,
+        dry_run=False,
+    )
+    assert len(plan.pod_resizes) == 1
+    assert set(plan.pod_resizes[0].resources) == {"app", "sidecar"}
+    assert plan.resize_reasons == ("app: cpu 1 -> 2", "sidecar: cpu 100m -> 200m")
