@@ -23,6 +23,8 @@ class Answer:
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "application/json"})
+    # Close the connection after answering without saying so (an idle keep-alive timing out).
+    close_after: bool = False
 
 
 def prometheus_vector(*series: tuple[dict[str, str], str], ts: float | None = None) -> bytes:
@@ -64,6 +66,8 @@ class AnswerServer:
                     self.send_header("Content-Length", str(len(answer.body)))
                 self.end_headers()
                 self.wfile.write(answer.body)
+                if answer.close_after:
+                    self.close_connection = True
 
             do_POST = do_GET  # noqa: N815 - http.server dispatches on this name
 

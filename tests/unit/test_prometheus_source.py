@@ -261,3 +261,25 @@ def test_connections_are_reused_and_compression_is_refused() -> None:
     assert server.requests == 3
     assert server.connections == 1
     assert server.accept_encodings == ["identity"] * 3
+
+
+def test_a_keep_alive_connection_the_server_closed_is_replaced_once() -> None:
+    with answer_server(fixed(Answer(body=prometheus_vector(({}, "1")), close_after=True))) as server:
+        source = PrometheusSource(server.url)
+
+        async def scenario() -> list[float]:
+            return [(await source.query("up")).value for _ in range(3)]
+
+        values = run(scenario)
+        source.close()
+    assert values == [1.0, 1.0, 1.0]
+    assert server.connections == 3
+
+
+def test_a_closed_source_fails_clearly() -> None:
+    with answer_server(fixed(ok(({}, "1")))) as server:
+        source = PrometheusSource(server.url)
+        run(lambda: source.query("up"))
+        source.close()
+        error = fails(source, "up")
+    assert "shut down" in error.message

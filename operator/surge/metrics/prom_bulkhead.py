@@ -28,6 +28,10 @@ class BulkheadFullError(Exception):
         self.in_flight = in_flight
 
 
+class BulkheadClosedError(Exception):
+    pass
+
+
 class Bulkhead:
     def __init__(self, name: str, size: int) -> None:
         self._size = max(1, size)
@@ -62,7 +66,7 @@ class Bulkhead:
             future: Future[T] = self._executor.submit(scoped)
         except RuntimeError:  # shut down
             self._release(None)
-            raise
+            raise BulkheadClosedError from None
         # Runs when the thread has finished, or at once if the call was cancelled before it started.
         future.add_done_callback(self._release)
         try:

@@ -17,7 +17,7 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 
 from surge.metrics.prom_answer import REASON, clip, reduce_by_pod, reduce_result
-from surge.metrics.prom_bulkhead import Bulkhead, BulkheadFullError
+from surge.metrics.prom_bulkhead import Bulkhead, BulkheadClosedError, BulkheadFullError
 from surge.metrics.prom_http import (
     BoundedAdapter,
     DeadlineError,
@@ -104,6 +104,8 @@ class PrometheusSource:
             ) from None
         except DeadlineError:
             raise self._deadline(url, query) from None
+        except BulkheadClosedError:  # the operator is stopping
+            raise MetricUnavailable(REASON, f"the Prometheus client is shut down: {clip(query)}") from None
 
     def _client(self, url: str) -> PrometheusConnect:
         client = self._clients.get(url)
