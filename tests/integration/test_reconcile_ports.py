@@ -39,21 +39,21 @@ def create_policy(api: client.ApiClient, namespace: str, name: str, spec: dict[s
         "metadata": {"name": name},
         "spec": spec,
     }
-    created: dict[str, Any] = client.CustomObjectsApi(api).create_namespaced_custom_object(
+    created: Any = client.CustomObjectsApi(api).create_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL, body
     )
-    return created
+    return dict(created)
 
 
 def read_policy(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
-    obj: dict[str, Any] = client.CustomObjectsApi(api).get_namespaced_custom_object(
+    obj: Any = client.CustomObjectsApi(api).get_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL, name
     )
-    return obj
+    return dict(obj)
 
 
 def test_scale_writes_based_on_a_stale_read_are_refused(k8s_api: client.ApiClient, ns: str) -> None:
-    client.AppsV1Api(k8s_api).create_namespaced_deployment(ns, deployment("web", replicas=2))
+    client.AppsV1Api(k8s_api).create_namespaced_deployment(ns, deployment("web", replicas=2))  # type: ignore[arg-type]
     scales = KubeScaleClient(k8s_api)
 
     async def scenario() -> int:
@@ -89,7 +89,7 @@ def test_status_writes_never_clobber_a_newer_policy(k8s_api: client.ApiClient, n
 def test_one_tick_with_the_real_wiring_reports_a_failed_metric(
     k8s_api: client.ApiClient, ns: str, crd: Path, testbed: Testbed
 ) -> None:
-    client.AppsV1Api(k8s_api).create_namespaced_deployment(ns, deployment("web", replicas=2))
+    client.AppsV1Api(k8s_api).create_namespaced_deployment(ns, deployment("web", replicas=2))  # type: ignore[arg-type]
     spec = {
         "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
         "horizontal": {
@@ -132,7 +132,7 @@ def test_one_tick_with_the_real_wiring_reports_a_failed_metric(
         found = (
             client.CoreV1Api(k8s_api).list_namespaced_event(ns, field_selector="involvedObject.name=p").items
         )
-        return [e.reason for e in found]
+        return [str(e.reason) for e in found]
 
     wait_until(
         lambda: "FailedGetExternalMetric" in reasons(), timeout=10, what="the Event of the failed metric"
