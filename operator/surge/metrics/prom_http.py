@@ -86,6 +86,11 @@ class Abort:
                 raise DeadlineError("the request was abandoned")
             self._socket = sock
 
+    def release(self) -> None:
+        """The request is over: a late abort must not shut down a connection that went back to the pool."""
+        with self._lock:
+            self._socket = None
+
     def abort(self) -> None:
         with self._lock:
             self.aborted = True
@@ -311,6 +316,7 @@ class BoundedAdapter(BaseAdapter):
         except BaseException:
             conn.close()
             raise
+        scope.abort.release()
         if keep:
             self._checkin(key, conn)
         else:
