@@ -58,9 +58,18 @@ def test_scale_writes_based_on_a_stale_read_are_refused(k8s_api: client.ApiClien
 
     async def scenario() -> int:
         target = await scales.resolve(TargetRef("apps/v1", "Deployment", "web", ns))
-        before = await scales.read(target)
-        assert before.resource_version
-        await scales.write(target, 3, before.resource_version)  # based on the latest: accepted
+        # The Scale's resourceVersion is the Deployment's: the controller's status updates move it too, so
+        # a write can meet a 409 without anyone scaling (reconcile then re-reads and decides once more).
+        for _ in range(5):
+            before = await scales.read(target)
+            assert before.resource_version
+            try:
+                await scales.write(target, 3, before.resource_version)  # based on the latest: accepted
+                break
+            except ScaleConflict:
+                continue
+        else:
+            pytest.fail("five writes in a row met a 409")
         with pytest.raises(ScaleConflict):
             await scales.write(target, 4, before.resource_version)  # based on a read that is now stale
         return (await scales.read(target)).spec_replicas
