@@ -470,7 +470,7 @@ def test_saturation_parses(raw: dict[str, Any], expected: Saturation) -> None:
     [
         (_SAT_PATH, {"utilization": 60}, "saturation.utilization: must be greater than the target's"),
         (_SAT_PATH, {"utilization": 40}, "averageUtilization (60), got 40"),
-        (_SAT_PATH, {"utilization": 1001}, "saturation.utilization: must be in [1, 1000]"),
+        (_SAT_PATH, {"utilization": 1001}, "saturation.utilization: must be in [2, 1000]"),
         (_SAT_PATH, {"utilization": "95"}, "saturation.utilization: must be an integer"),
         (_SAT_PATH, {"scaleUpFactor": 1}, "saturation.scaleUpFactor: must be in (1, 10]"),
         (_SAT_PATH, {"scaleUpFactor": 0.5}, "saturation.scaleUpFactor: must be in (1, 10]"),

@@ -436,7 +436,7 @@ def _parse_saturation(res: Mapping[str, Any], path: str, target: MetricTarget) -
             f"and this target is {target.type.value}",
         )
     assert target.average_utilization is not None
-    utilization = read_int(raw, "utilization", sp, 95, 1, 1000)
+    utilization = read_int(raw, "utilization", sp, 95, 2, 1000)  # 2: it must exceed a target of >= 1
     if utilization <= target.average_utilization:
         raise SpecError(
             f"{sp}.utilization",
@@ -512,8 +512,9 @@ def _parse_buffer_size(raw: Any, path: str) -> BufferSize:
 def _parse_buffer(raw: Any, path: str) -> BufferMetric:
     buf = mapping(raw, path)
     used = read_str(buf, "usedQuery", path, max_len=4096)
-    has_per_replica = buf.get("capacityPerReplica") not in (None, "")
-    has_query = buf.get("capacityQuery") not in (None, "")
+    # Present means present, as CEL's has(): an empty capacityQuery is set (and then refused as empty).
+    has_per_replica = buf.get("capacityPerReplica") is not None
+    has_query = buf.get("capacityQuery") is not None
     if has_per_replica == has_query:
         raise SpecError(path, "exactly one of capacityPerReplica / capacityQuery must be set")
     per_replica = read_quantity(buf, "capacityPerReplica", path) if has_per_replica else None
