@@ -144,7 +144,7 @@ class Decision:
             ConditionUpdate(
                 cond.ABLE_TO_SCALE,
                 True,
-                self.limited_by if stabilized else "ReadyForNewScale",
+                self.limited_by if stabilized else reasons.READY_FOR_NEW_SCALE,
                 self.reason
                 if stabilized
                 else "the last scale time was sufficiently old as to warrant a new scale",
@@ -153,7 +153,7 @@ class Decision:
             ConditionUpdate(
                 cond.SCALING_LIMITED,
                 bool(self.limited_by) and not stabilized,
-                self.limited_by if self.limited_by and not stabilized else "DesiredWithinRange",
+                self.limited_by if self.limited_by and not stabilized else reasons.DESIRED_WITHIN_RANGE,
                 self.reason
                 if self.limited_by and not stabilized
                 else "the desired count is within the acceptable range",
@@ -162,10 +162,10 @@ class Decision:
         if self.proposals:
             updates.append(_metrics_available(self, failed))
         updates.append(
-            ConditionUpdate(cond.CONFLICT, True, "ResourceConflict", "; ".join(self.conflicts))
+            ConditionUpdate(cond.CONFLICT, True, reasons.RESOURCE_CONFLICT, "; ".join(self.conflicts))
             if self.conflicts
             else ConditionUpdate(
-                cond.CONFLICT, False, "NoConflict", "horizontal and vertical are coordinated"
+                cond.CONFLICT, False, reasons.NO_CONFLICT, "horizontal and vertical are coordinated"
             )
         )
         return tuple(updates)
@@ -174,23 +174,28 @@ class Decision:
 def _scaling_active(decision: Decision, failed: list[MetricProposal]) -> ConditionUpdate:
     if decision.scaling_active:
         return ConditionUpdate(
-            cond.SCALING_ACTIVE, True, "ValidMetricFound", "the planner was able to compute a replica count"
+            cond.SCALING_ACTIVE,
+            True,
+            reasons.VALID_METRIC_FOUND,
+            "the planner was able to compute a replica count",
         )
     if not decision.proposals:
-        return ConditionUpdate(cond.SCALING_ACTIVE, False, "ScalingDisabled", decision.reason)
+        return ConditionUpdate(cond.SCALING_ACTIVE, False, reasons.SCALING_DISABLED, decision.reason)
     first = failed[0] if failed else decision.proposals[0]
     return ConditionUpdate(cond.SCALING_ACTIVE, False, reasons.failed_metric(first.type), decision.reason)
 
 
 def _metrics_available(decision: Decision, failed: list[MetricProposal]) -> ConditionUpdate:
     if decision.fallback_active:
-        return ConditionUpdate(cond.METRICS_AVAILABLE, False, "FallbackActive", decision.reason)
+        return ConditionUpdate(cond.METRICS_AVAILABLE, False, reasons.FALLBACK_ACTIVE, decision.reason)
     if not failed:
         return ConditionUpdate(
-            cond.METRICS_AVAILABLE, True, "AllMetricsAvailable", "all metrics returned data"
+            cond.METRICS_AVAILABLE, True, reasons.ALL_METRICS_AVAILABLE, "all metrics returned data"
         )
     errors = "; ".join(f"{p.name}: {p.error}" for p in failed)
-    reason = "AllMetricsFailed" if len(failed) == len(decision.proposals) else "SomeMetricsFailed"
+    reason = (
+        reasons.ALL_METRICS_FAILED if len(failed) == len(decision.proposals) else reasons.SOME_METRICS_FAILED
+    )
     return ConditionUpdate(cond.METRICS_AVAILABLE, False, reason, errors)
 
 
