@@ -1,7 +1,8 @@
-"""kopf wiring: start-up, the per-policy loop (a daemon), and indexes for conflict detection.
+"""kopf wiring: start-up, watch events into the supervisor, indexes for conflict detection, clean-up.
 
-The only module besides cli.py that imports kopf. Dependencies live in kopf's memo (set at start-up, or
-passed in by tests), so nothing here reaches for module globals.
+The only module besides cli.py that imports kopf. kopf watches; the supervisor (supervisor.py) owns one
+task per policy. No handler here needs a finalizer, so kopf adds none: deleting a policy or its namespace
+never waits for the operator. Dependencies live in kopf's memo (set at start-up, or passed in by tests).
 """
 
 from __future__ import annotations
@@ -10,71 +11,81 @@ import asyncio
 import logging
 import os
 import time
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
 
-from surge.actuation.actuator import KubeActuator
-from surge.actuation.target import Discovery, TargetRef
+from surge.actuation.target import TargetRef
 from surge.config import OperatorConfig
-from surge.events import EventRecorder
-from surge.kube import api_client
 from surge.malloc_tuning import HeapTrimmer, limit_malloc_arenas
-from surge.metrics.pods import PodSource
-from surge.metrics.prometheus import PrometheusSource
-from surge.metrics.resource import PodMetricsSource
-from surge.observability import TICK_SECONDS, serve_metrics
-from surge.policy_store import GROUP, PLURAL, VERSION, PolicyStore
+from surge.observability import OperatorMetrics, serve
+from surge.policy_lister import KubePolicyLister
+from surge.policy_store import GROUP, PLURAL, VERSION
 from surge.reconcile import (
-    DEFAULT_INTERVAL,
     ConflictFinder,
     Dependencies,
     PolicyMemory,
     PolicyObject,
+    TickResult,
     reconcile_once,
 )
-from surge.tick_schedule import FirstTickSlots, next_tick_delay
+from surge.runtime import build_checkpoints, build_leadership, remove_legacy_finalizer
+from surge.supervisor import PolicyRecord, Supervisor
+from surge.wiring import build_dependencies
 
 log = logging.getLogger("surge")
 
-FINALIZER = "autoscaling.surge.dev/finalizer"
-# First ticks admitted per second: 1,000 policies at start-up are spread over 20 s (about one default
-# interval) instead of all ticking in the same second, every interval, for the operator's lifetime.
-FIRST_TICKS_PER_SECOND = 50.0
-
-
-def build_dependencies(cfg: OperatorConfig) -> Dependencies:
-    api = api_client(cfg.kubeconfig, pool_size=cfg.io_threads)
-    return Dependencies(
-        api=api,
-        discovery=Discovery(api),
-        pods=PodSource(api),
-        pod_metrics=PodMetricsSource(api),
-        prometheus=PrometheusSource(
-            cfg.prometheus_url, timeout=cfg.prometheus_timeout, pool_size=cfg.io_threads
-        ),
-        actuator=KubeActuator(api),
-        events=EventRecorder(api, repeat_after=cfg.event_repeat_seconds),
-        store=PolicyStore(api),
-    )
+# Finalizer that versions before 0.2 added through kopf daemons; removed from every policy we see.
+LEGACY_FINALIZER = "autoscaling.surge.dev/finalizer"
 
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     cfg: OperatorConfig = memo.get("config") or OperatorConfig.from_env()
     memo["config"] = cfg
-    # kopf would post an Event per handler run; at a 1 s interval that floods the API. Ours are deduplicated.
+    # kopf would post an Event per handler run; ours are deduplicated.
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = cfg.watch_timeout
-    settings.persistence.finalizer = FINALIZER
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(max_workers=cfg.io_threads, thread_name_prefix="surge-io")
     )
     if "deps" not in memo:
         memo["deps"] = await asyncio.to_thread(build_dependencies, cfg)
+    deps: Dependencies = memo["deps"]
+    metrics = OperatorMetrics()
+    leadership = build_leadership(cfg, deps, metrics)
+    memo["leadership"] = leadership
+
+    async def tick(obj: PolicyObject, memory: PolicyMemory, conflicts_of: ConflictFinder) -> TickResult:
+        return await reconcile_once(deps, obj, memory, conflicts_of)
+
+    supervisor = Supervisor(
+        tick,
+        leadership=leadership,
+        checkpoints=build_checkpoints(cfg, deps),
+        observer=metrics,
+        lister=KubePolicyLister(deps.api),
+    )
+    supervisor.start()
+    memo["supervisor"] = supervisor
+    memo["metrics"] = metrics
+    runners = []
     if cfg.metrics_port:
-        memo["metrics_server"] = await serve_metrics(cfg.metrics_port)
+        runners.append(await serve(cfg.metrics_bind_address, cfg.metrics_port, metrics=metrics, health=None))
+    if cfg.liveness:
+        url = urllib.parse.urlsplit(cfg.liveness)
+        runners.append(
+            await serve(
+                url.hostname or "127.0.0.1",
+                url.port or 8080,
+                metrics=None,
+                health=supervisor.stalled,
+                health_path=url.path or "/healthz",
+            )
+        )
+    memo["runners"] = runners
     if cfg.malloc_trim_seconds > 0:
         memo["trimmer"] = asyncio.create_task(_trim_memory(cfg.malloc_trim_seconds), name="surge-malloc-trim")
 
@@ -103,9 +114,15 @@ def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    server = memo.get("metrics_server")
-    if server is not None:
-        await server.cleanup()
+    supervisor: Supervisor | None = memo.get("supervisor")
+    if supervisor is not None:
+        await supervisor.stop()
+    leadership = memo.get("leadership")
+    release = getattr(leadership, "close", None)
+    if release is not None:
+        await release()  # gives the lease up so a standby takes over at once
+    for runner in memo.get("runners", []):
+        await runner.cleanup()
     trimmer = memo.get("trimmer")
     if trimmer is not None:
         trimmer.cancel()
@@ -141,46 +158,24 @@ def _conflict_finder(
     return find
 
 
-@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
-async def policy_loop(
-    stopped: kopf.DaemonStopped,
-    name: str,
-    namespace: str | None,
-    uid: str,
-    meta: kopf.Meta,
-    spec: kopf.Spec,
-    status: kopf.Status,
-    memo: kopf.Memo,
-    **indexes: Any,
-) -> None:
-    """Evaluates one policy every spec.interval until the policy is deleted or the operator stops."""
-    deps: Dependencies = memo["deps"]
-    # kopf passes every index by its handler's name; they are filled before daemons start.
-    conflicts = _conflict_finder(indexes["hpa_targets"], indexes["policy_targets"])
-    memory = PolicyMemory()
-    slots: FirstTickSlots = memo.setdefault("first_tick_slots", FirstTickSlots(FIRST_TICKS_PER_SECOND))
-    await stopped.wait(slots.delay(time.monotonic()))
-    while not stopped:
-        # spec/meta/status are kopf's live views: each tick sees the latest object.
-        obj = PolicyObject(
-            namespace=namespace or "",
-            name=name,
-            uid=uid,
-            generation=int(meta.get("generation", 0)),
-            spec=dict(spec),
-            status=dict(status),
-            annotations=dict(meta.get("annotations", {})),
-        )
-        started = time.perf_counter()
-        try:
-            result = await reconcile_once(deps, obj, memory, conflicts)
-            next_in, outcome = result.next_in, result.outcome
-        except Exception:
-            log.exception("tick of %s/%s failed; retrying next interval", namespace, name)
-            next_in, outcome = DEFAULT_INTERVAL, "crash"
-        took = time.perf_counter() - started
-        TICK_SECONDS.observe(took, outcome)
-        await stopped.wait(next_tick_delay(next_in, took))
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def policy_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **indexes: Any) -> None:
+    """Every watch event of a policy: keep the supervisor's copy current (no finalizer, no status writes)."""
+    supervisor: Supervisor = memo["supervisor"]
+    # kopf passes every index by its handler's name; they are filled before other handlers run.
+    supervisor.set_conflict_finder(_conflict_finder(indexes["hpa_targets"], indexes["policy_targets"]))
+    raw = dict(body)
+    meta = raw.get("metadata") or {}
+    if event.get("type") == "DELETED":
+        supervisor.remove(str(meta.get("uid") or ""))
+        return
+    if LEGACY_FINALIZER in (meta.get("finalizers") or []):
+        deps: Dependencies = memo["deps"]
+        await remove_legacy_finalizer(deps.api, raw, LEGACY_FINALIZER)
+    if meta.get("deletionTimestamp"):
+        supervisor.remove(str(meta.get("uid") or ""))  # going away: act no more
+        return
+    supervisor.upsert(PolicyRecord.from_body(raw, time.monotonic()))
 
 
 def run_operator(cfg: OperatorConfig) -> None:
@@ -196,9 +191,9 @@ def run_operator(cfg: OperatorConfig) -> None:
         os.environ["KUBECONFIG"] = cfg.kubeconfig  # kopf's own login reads it
     memo = kopf.Memo(config=cfg)
     kopf.run(
-        standalone=True,  # one replica (Deployment strategy Recreate): no peering objects needed
+        # Replicas coordinate through our own Lease (leader.py), not kopf's peering objects.
+        standalone=True,
         clusterwide=not cfg.namespaces,
         namespaces=cfg.namespaces,
-        liveness_endpoint=cfg.liveness or None,
         memo=memo,
     )

@@ -1,56 +1,121 @@
-"""The operator's own Prometheus metrics: tick latency per outcome, served on /metrics."""
+"""The operator's own metrics (prometheus_client) and its HTTP endpoints: /metrics and /healthz.
+
+One `OperatorMetrics` per process, on a registry of its own (tests make as many as they like); the
+supervisor reports every finished tick to it.
+"""
 
 from __future__ import annotations
 
-import bisect
-import threading
-from collections import defaultdict
+import contextlib
+from collections.abc import Callable
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from surge.reconcile import PolicyObject, TickResult
 
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-class Histogram:
-    """A labelled cumulative histogram in Prometheus' text format (one label: outcome)."""
+class OperatorMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.tick_seconds = Histogram(
+            "surge_tick_seconds",
+            "Duration of one policy evaluation (observe, decide, act, status), by outcome.",
+            ["outcome"],
+            buckets=_BUCKETS,
+            registry=r,
+        )
+        self.decisions = Counter(
+            "surge_decisions",
+            "Evaluations that produced a decision, by direction.",
+            ["direction"],
+            registry=r,
+        )
+        self.scale_actions = Counter(
+            "surge_scale_actions",
+            "Replica changes written to targets, by direction.",
+            ["direction"],
+            registry=r,
+        )
+        self.errors = Counter(
+            "surge_tick_errors",
+            "Evaluations that did not complete normally, by outcome.",
+            ["outcome"],
+            registry=r,
+        )
+        self.desired = Gauge(
+            "surge_desired_replicas", "Replicas the policy wants now.", ["namespace", "policy"], registry=r
+        )
+        self.current = Gauge(
+            "surge_current_replicas",
+            "Replicas of the target at the last evaluation.",
+            ["namespace", "policy"],
+            registry=r,
+        )
+        self.leader = Gauge("surge_leader", "1 while this replica holds the lease or runs alone.", registry=r)
+        self.policies = Gauge("surge_policies", "Policies this replica knows.", registry=r)
 
-    def __init__(self, name: str, help_text: str, buckets: tuple[float, ...] = _BUCKETS) -> None:
-        self.name, self.help, self.buckets = name, help_text, buckets
-        self._lock = threading.Lock()
-        self._counts: dict[str, list[int]] = defaultdict(lambda: [0] * (len(buckets) + 1))
-        self._sums: dict[str, float] = defaultdict(float)
+    def tick_done(self, obj: PolicyObject, result: TickResult, seconds: float) -> None:
+        self.tick_seconds.labels(result.outcome or "ok").observe(seconds)
+        if result.outcome not in ("ok", "", "conflict", "invalid", "no-target"):
+            self.errors.labels(result.outcome).inc()
+        decision = result.decision
+        if decision is None:
+            return
+        direction = (
+            "up"
+            if decision.to_replicas > decision.from_replicas
+            else "down"
+            if decision.to_replicas < decision.from_replicas
+            else "none"
+        )
+        self.decisions.labels(direction).inc()
+        if result.scaled and direction != "none":
+            self.scale_actions.labels(direction).inc()
+        self.desired.labels(obj.namespace, obj.name).set(decision.to_replicas)
+        self.current.labels(obj.namespace, obj.name).set(decision.from_replicas)
 
-    def observe(self, value: float, outcome: str) -> None:
-        with self._lock:
-            self._counts[outcome][bisect.bisect_left(self.buckets, value)] += 1
-            self._sums[outcome] += value
+    def policy_removed(self, namespace: str, name: str) -> None:
+        for gauge in (self.desired, self.current):
+            with contextlib.suppress(KeyError):  # never evaluated
+                gauge.remove(namespace, name)
 
-    def render(self) -> str:
-        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} histogram"]
-        with self._lock:
-            for outcome, counts in sorted(self._counts.items()):
-                cumulative = 0
-                for bound, count in zip((*self.buckets, float("inf")), counts, strict=True):
-                    cumulative += count
-                    le = "+Inf" if bound == float("inf") else repr(bound)
-                    lines.append(f'{self.name}_bucket{{outcome="{outcome}",le="{le}"}} {cumulative}')
-                lines.append(f'{self.name}_sum{{outcome="{outcome}"}} {self._sums[outcome]}')
-                lines.append(f'{self.name}_count{{outcome="{outcome}"}} {cumulative}')
-        return "\n".join(lines) + "\n"
-
-
-TICK_SECONDS = Histogram(
-    "surge_tick_seconds", "Duration of one policy evaluation (observe, decide, act, status)."
-)
-
-
-async def _metrics(_: web.Request) -> web.Response:
-    return web.Response(text=TICK_SECONDS.render(), content_type="text/plain")
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
 
 
-async def serve_metrics(port: int, host: str = "0.0.0.0") -> web.AppRunner:
+async def serve(
+    host: str,
+    port: int,
+    *,
+    metrics: OperatorMetrics | None,
+    health: Callable[[], list[str]] | None,
+    health_path: str = "/healthz",
+) -> web.AppRunner:
+    """Serves /metrics (when `metrics`) and the health path (when `health`: problems, empty = ok)."""
     app = web.Application()
-    app.router.add_get("/metrics", _metrics)
+    if metrics is not None:
+
+        async def metrics_page(_: web.Request) -> web.Response:
+            return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+        app.router.add_get("/metrics", metrics_page)
+    if health is not None:
+
+        async def health_page(_: web.Request) -> web.Response:
+            problems = health()
+            if problems:
+                shown = "; ".join(problems[:5]) + (
+                    f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
+                )
+                return web.Response(status=503, text=f"stalled: {shown}\n")
+            return web.Response(text="ok\n")
+
+        app.router.add_get(health_path, health_page)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()

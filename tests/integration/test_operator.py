@@ -213,7 +213,7 @@ def test_broken_query_and_missing_target_become_conditions_and_events_while_othe
     )
     assert "parse error" in condition(broken, "MetricsAvailable")["message"]
     wait_until(
-        lambda: "FailedGetPrometheusMetric" in event_reasons(k8s_api, namespace, "broken"),
+        lambda: "FailedGetExternalMetric" in event_reasons(k8s_api, namespace, "broken"),
         timeout=30,
         what="metric event",
     )
