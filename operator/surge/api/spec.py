@@ -384,7 +384,7 @@ _TARGET_MEMBERS = {
 
 def _check(value: str, pattern: re.Pattern[str], path: str, what: str) -> str:
     if not pattern.fullmatch(value):  # fullmatch: like RE2, '$' must not match before a final newline
-        raise SpecError(path, f"must be {what}, got {value!r}")
+        raise SpecError(path, f"must be {what}, got {shown(value)}")
     return value
 
 
@@ -409,7 +409,7 @@ def _parse_resource(raw: Any, path: str) -> ResourceMetric:
     res = mapping(raw, path)
     name = read_str(res, "name", path)
     if name not in RESOURCE_NAMES:
-        raise SpecError(f"{path}.name", f"must be one of cpu | memory, got {name!r}")
+        raise SpecError(f"{path}.name", f"must be one of cpu | memory, got {shown(name)}")
     container = read_str(res, "container", path, required=False, max_len=63) or None
     if container is not None:
         _check(container, _DNS_LABEL_RE, f"{path}.container", "a container name (DNS label)")
@@ -448,6 +448,7 @@ def _parse_saturation(res: Mapping[str, Any], path: str, target: MetricTarget) -
 
 
 _URL_FORBIDDEN_RE = re.compile(r"[\x00-\x20\x7f]")  # Go's url parser refuses spaces and controls
+_NETLOC_RE = re.compile(r"([^@]*@)?(\[[^\]]*\]|[^:@\[\]]*)(:[0-9]*)?")
 
 
 def _server_address(parent: Mapping[str, Any], path: str) -> str | None:
@@ -459,12 +460,12 @@ def _server_address(parent: Mapping[str, Any], path: str) -> str | None:
                 url.scheme in ("http", "https")
                 and bool(url.hostname)
                 and not _URL_FORBIDDEN_RE.search(server)
-                and (url.port is None or url.port >= 0)  # .port raises ValueError on a non-numeric port
+                and _NETLOC_RE.fullmatch(url.netloc) is not None  # Go: a port is digits, any number
             )
         except ValueError:  # e.g. an unbalanced IPv6 bracket or a bad port
             ok = False
         if not ok:
-            raise SpecError(f"{path}.serverAddress", f"must be an http(s) URL, got {server[:60]!r}")
+            raise SpecError(f"{path}.serverAddress", f"must be an http(s) URL, got {shown(server)}")
     return server
 
 
@@ -500,11 +501,12 @@ def _parse_buffer_size(raw: Any, path: str) -> BufferSize:
     if raw.endswith("%"):
         percent = int(raw[:-1])
         if not 1 <= percent <= 1000:
-            raise SpecError(path, f"a percent buffer size must be between 1% and 1000%, got {raw!r}")
+            raise SpecError(path, f"a percent buffer size must be between 1% and 1000%, got {shown(raw)}")
         return BufferSize(percent=float(percent))
     if int(raw) < 1:
         raise SpecError(
-            path, f"an absolute buffer size must be between 1 and {BUFFER_SLOTS_MAX} free slots, got {raw!r}"
+            path,
+            f"an absolute buffer size must be between 1 and {BUFFER_SLOTS_MAX} free slots, got {shown(raw)}",
         )
     return BufferSize(absolute=float(raw))
 
@@ -691,7 +693,7 @@ def _parse_container_policy(raw: Any, path: str) -> ContainerPolicy:
         items = read_list(pol["controlledResources"], rp, 1, 2)
         for i, item in enumerate(items):
             if item not in RESOURCE_NAMES:
-                raise SpecError(f"{rp}[{i}]", f"must be one of cpu | memory, got {item!r}")
+                raise SpecError(f"{rp}[{i}]", f"must be one of cpu | memory, got {shown(item)}")
         if len(set(items)) != len(items):
             raise SpecError(rp, "entries must be unique")
         resources = tuple(items)
@@ -725,7 +727,7 @@ def _parse_vertical(raw: Any, path: str) -> VerticalSpec:
         names = [p.container_name for p in policies]
         for i, name in enumerate(names):
             if name in names[:i]:
-                raise SpecError(f"{cp}[{i}].containerName", f"duplicate container {name!r}")
+                raise SpecError(f"{cp}[{i}].containerName", f"duplicate container {shown(name)}")
     target = read_float(ver, "targetPercentile", path, 0.9, lo=0.0, hi=1.0, lo_open=True)
     # Fixed defaults, as the CRD: the API server fills them in before its rules compare them.
     lower = read_float(ver, "lowerBoundPercentile", path, 0.5, lo=0.0, hi=1.0, lo_open=True)
