@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,24 @@ class FaultCluster:
             check=False,
         )
         return proc.returncode == 0
+
+    def settle_control_plane(self, since: datetime, timeout: float = 40) -> None:
+        """After an API server or etcd outage, kube-controller-manager and kube-scheduler either renew their
+        Leases or exit (lost leadership): wait for one or the other, and restart what exited, so the next
+        test does not find its pods unscheduled."""
+        coordination = client.CoordinationV1Api(self.api)
+
+        def renewed(component: str) -> bool:
+            if not self.component_up(component):
+                self.fault("start", component)
+                return False
+            lease = coordination.read_namespaced_lease(component, "kube-system", _request_timeout=3)
+            return bool(lease.spec.renew_time and lease.spec.renew_time > since)
+
+        for component in ("kube-controller-manager", "kube-scheduler"):
+            wait_until(
+                lambda c=component: renewed(c), timeout=timeout, what=f"{component} to renew its Lease"
+            )
 
     def measure(self, key: str, value: Any) -> None:
         """Keeps a number for docs/faults.md (written to out/faults/measurements.json at the end)."""
