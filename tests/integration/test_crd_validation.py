@@ -433,6 +433,7 @@ def test_default_kustomization_renders_a_locked_down_operator(testbed: conftest.
     assert set(by_kind) == {
         ("Namespace", "surge-system"),
         ("CustomResourceDefinition", CRD_NAME),
+        ("CustomResourceDefinition", f"autoscalepolicycheckpoints.{GROUP}"),  # decision-state checkpoints
         ("ServiceAccount", "surge-controller-manager"),
         ("ClusterRole", "surge-manager-role"),
         ("ClusterRoleBinding", "surge-manager-rolebinding"),
