@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client, config
 
 from tests.faults.history import ScaleHistory
@@ -146,9 +147,18 @@ def faults_cluster() -> Iterator[FaultCluster]:
         api=config.new_client_from_config(config_file=env["SURGE_KUBECONFIG"]),
     )
     # Every CRD of the project (policies, and checkpoints once they exist), not the kustomization file.
+    extensions = client.ApiextensionsV1Api(cluster.api)
     for crd in sorted((ROOT / "crds").glob("*_*.yaml")):
         cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
-        cluster.kubectl("wait", "--for=condition=Established", "-f", str(crd), "--timeout=60s")
+        name = yaml.safe_load(crd.read_text())["metadata"]["name"]
+        wait_until(
+            lambda name=name: any(
+                c.type == "Established" and c.status == "True"
+                for c in (extensions.read_custom_resource_definition(name).status.conditions or [])
+            ),
+            timeout=60,
+            what=f"CRD {name} Established",
+        )
     try:
         yield cluster
     finally:

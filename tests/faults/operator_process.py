@@ -104,6 +104,17 @@ class OperatorProcess:
         wait_until(probe, timeout=timeout, what=f"operator {self.identity or ''} /healthz", interval=0.2)
         return time.monotonic()
 
+    def metric(self, name: str) -> float:
+        """Sum of every sample of `name` (all labels) on the replica's own /metrics."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=3) as response:  # loopback only
+            text = response.read().decode()
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " ")
+        )
+
     def kill(self) -> float:
         """SIGKILL: no clean-up, no lease release, no last status write. Returns when (monotonic)."""
         assert self.proc is not None

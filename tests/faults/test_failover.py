@@ -75,8 +75,20 @@ def test_sigkill_of_the_active_replica_fails_over_without_two_writers(
     create_policy(api, namespace, "web", demand_policy("web", demand.query, scale_up=up))
     wait_until(lambda: (history.current() or 0) >= 4, timeout=30, what="two steps by the leader")
     assert not _writes_by(standby), f"the standby wrote while the leader was alive: {_writes_by(standby)}"
-    before = history.current() or 0
+    # Kill right after a step (the next is 3 s away), so the counters read now are final for the leader.
+    reached = history.current() or 0
+    wait_until(
+        lambda: history.current() == reached + 1, timeout=STEP_PERIOD + 3, interval=0.05, what="a step"
+    )
+    before = reached + 1
+    # Each replica counts the replica changes it wrote: so far all by the leader, none by the standby.
+    assert standby.metric("surge_leader") == 0
+    assert leader.metric("surge_leader") == 1
+    assert standby.metric("surge_scale_actions_total") == 0, "the standby wrote while the leader was alive"
+    by_leader = leader.metric("surge_scale_actions_total")
     killed = leader.kill()
+    changes_before = len([r for r in history.records if r.at <= killed]) - 1
+    assert by_leader == changes_before, f"{by_leader} writes counted, {changes_before} changes seen"
 
     after = wait_until(
         lambda: next((r for r in history.records if r.at > killed), None),
@@ -93,6 +105,9 @@ def test_sigkill_of_the_active_replica_fails_over_without_two_writers(
 
     # A few more steps by the new leader, then the checks that would show two writers.
     wait_until(lambda: (history.current() or 0) >= before + 3, timeout=4 * STEP_PERIOD + 5, what="more steps")
+    steps = len(history.after(killed))
+    by_standby = standby.metric("surge_scale_actions_total")
+    assert by_standby in (steps, steps + 1), f"{by_standby} writes by the new leader, {steps} changes seen"
     growth, when = history.max_growth(STEP_PERIOD - 0.3)
     assert growth <= 1, f"+{growth} within one {STEP_PERIOD}s period at {when - killed:+.1f}s: {timeline}"
     instances = {
