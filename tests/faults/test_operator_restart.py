@@ -30,7 +30,10 @@ pytestmark = [pytest.mark.faults, pytest.mark.timeout(240)]
 DOWNTIME = 2.0  # seconds between the SIGKILL and the new process (a fast restart is the hard case)
 
 
+# SIGKILL right after the first write (the hard case: no later tick ran), or 8 s into the period.
+@pytest.mark.parametrize("kill_after", [0.0, 8.0], ids=["right-after-the-step", "mid-period"])
 def test_sigkill_mid_scale_up_keeps_the_rate_limit_across_the_restart(
+    kill_after: float,
     faults_cluster: FaultCluster,
     api: client.ApiClient,
     namespace: str,
@@ -60,6 +63,7 @@ def test_sigkill_mid_scale_up_keeps_the_rate_limit_across_the_restart(
         timeout=30,
         what="the first step 2 -> 4",
     )
+    wait_for_monotonic(first.at + kill_after)
     op.kill()  # mid scale-up: 16 more pods wanted, the next +2 allowed only at first.at + 20 s
     killed = time.monotonic()
     wait_for_monotonic(killed + DOWNTIME)
@@ -79,8 +83,9 @@ def test_sigkill_mid_scale_up_keeps_the_rate_limit_across_the_restart(
     assert second.at <= due + 1 + SLACK, f"next step {second.at - due:.1f}s after it was due: {timeline}"
     growth, _ = history.max_growth(period - 0.5)
     assert growth <= 2, f"more than +2 pods within 20 s across the restart: {timeline}"
-    faults_cluster.measure("sigkill_mid_scale_up.restart_to_healthy_s", round(ready - killed - DOWNTIME, 1))
-    faults_cluster.measure("sigkill_mid_scale_up.next_step_after_due_s", round(second.at - due, 1))
+    key = f"sigkill_mid_scale_up[{kill_after:.0f}s]"
+    faults_cluster.measure(f"{key}.restart_to_healthy_s", round(ready - killed - DOWNTIME, 1))
+    faults_cluster.measure(f"{key}.next_step_after_due_s", round(second.at - due, 1))
 
     rescales = [e.message for e in events(api, namespace, "web") if e.reason == "SuccessfulRescale"]
     assert sorted(rescales) == sorted(set(rescales)), f"a rescale was reported twice: {rescales}"
