@@ -51,11 +51,11 @@ typecheck: $(STAMP) ## mypy --strict.
 	$(VENV)/bin/mypy
 
 .PHONY: install uninstall run
-install: testbed ## Install the CRD into the cluster of KUBECONFIG (default: the embedded one).
-	$(KUBECTL) apply --server-side --force-conflicts -f crds/autoscaling.surge.dev_autoscalepolicies.yaml
+install: testbed ## Install the CRDs (policies, checkpoints) into the cluster of KUBECONFIG (default: the embedded one).
+	$(KUBECTL) apply --server-side --force-conflicts -f crds/autoscaling.surge.dev_autoscalepolicies.yaml -f crds/autoscaling.surge.dev_autoscalepolicycheckpoints.yaml
 
-uninstall: testbed ## Remove the CRD (and with it every AutoScalePolicy).
-	$(KUBECTL) delete --ignore-not-found -f crds/autoscaling.surge.dev_autoscalepolicies.yaml
+uninstall: testbed ## Remove the CRDs (and with them every policy and checkpoint; nothing waits on the operator).
+	$(KUBECTL) delete --ignore-not-found --timeout=60s -f crds/autoscaling.surge.dev_autoscalepolicies.yaml -f crds/autoscaling.surge.dev_autoscalepolicycheckpoints.yaml
 
 run: $(STAMP) install ## Run the operator locally against the embedded cluster (all namespaces).
 	eval "$$(bash testbed/cluster.sh env)"; \

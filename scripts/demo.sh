@@ -21,7 +21,8 @@ export SURGE_KUBECONFIG SURGE_PROMETHEUS_URL SURGE_PROMETHEUS_TARGETS
 kubectl() { "$SURGE_BIN_DIR/kubectl" --kubeconfig "$SURGE_KUBECONFIG" "$@"; }
 
 log "installing the CRD and a fresh '$ns' namespace"
-kubectl apply --server-side --force-conflicts -f crds/autoscaling.surge.dev_autoscalepolicies.yaml >/dev/null
+kubectl apply --server-side --force-conflicts -f crds/autoscaling.surge.dev_autoscalepolicies.yaml \
+  -f crds/autoscaling.surge.dev_autoscalepolicycheckpoints.yaml >/dev/null
 kubectl wait --for=condition=Established crd/autoscalepolicies.autoscaling.surge.dev --timeout=60s >/dev/null
 kubectl delete namespace "$ns" --ignore-not-found --wait=true --timeout=120s >/dev/null
 kubectl create namespace "$ns" >/dev/null

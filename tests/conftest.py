@@ -24,6 +24,7 @@ from tests.support.wait import wait_until
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER_SH = ROOT / "testbed" / "cluster.sh"
 CRD = ROOT / "crds" / "autoscaling.surge.dev_autoscalepolicies.yaml"
+CHECKPOINT_CRD = ROOT / "crds" / "autoscaling.surge.dev_autoscalepolicycheckpoints.yaml"
 
 
 @dataclass(frozen=True)
@@ -116,10 +117,12 @@ def namespace(k8s_api: client.ApiClient) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def crd(testbed: Testbed) -> Path:
-    testbed.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    testbed.kubectl(
-        "wait", "--for=condition=Established", "crd/autoscalepolicies.autoscaling.surge.dev", "--timeout=60s"
-    )
+    # The operator keeps each policy's decision state in a checkpoint object: both CRDs, like `make install`.
+    testbed.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD), "-f", str(CHECKPOINT_CRD))
+    for name in ("autoscalepolicies", "autoscalepolicycheckpoints"):
+        testbed.kubectl(
+            "wait", "--for=condition=Established", f"crd/{name}.autoscaling.surge.dev", "--timeout=60s"
+        )
     return CRD
 
 

@@ -8,18 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from surge.api.spec import PolicySpec
 from surge.config import OperatorConfig
+from surge.decision.plan import PlanState
 from surge.kube import JSON_PATCH, request
 from surge.leader import KubeLeaseApi, LeaderElector, default_identity
 from surge.observability import OperatorMetrics
+from surge.persistence.checkpoints import CheckpointStore, KubeCheckpointApi
+from surge.persistence.schedule import CheckpointSchedule
 from surge.policy_store import GROUP, PLURAL, VERSION
-from surge.reconcile import Dependencies
+from surge.ports import EventSink
+from surge.reconcile import Dependencies, PolicyMemory, PolicyObject
 from surge.supervisor import AlwaysLeader, Checkpoints, Leadership, NoCheckpoints
 
 log = logging.getLogger("surge")
@@ -68,8 +74,60 @@ def build_leadership(cfg: OperatorConfig, deps: Dependencies, metrics: OperatorM
     return ElectedLeadership(elector)
 
 
+class StoredCheckpoints:
+    """Restores a policy's decision state at the start of its loop and saves it when its schedule says so.
+
+    A checkpoint that cannot be used (unreadable, another schema version, another policy, too old) becomes a
+    Warning Event and the loop starts from an empty state; it never stops the policy.
+    """
+
+    def __init__(self, store: CheckpointStore, events: EventSink, min_interval: float) -> None:
+        self._store = store
+        self._events = events
+        self._min_interval = min_interval
+        self._schedules: dict[str, CheckpointSchedule] = {}
+
+    async def restore(self, obj: PolicyObject, spec: PolicySpec) -> PolicyMemory | None:
+        problems: list[tuple[str, str]] = []
+        restored = await self._store.load(
+            obj.namespace, obj.name, obj.uid, spec, on_problem=lambda r, m: problems.append((r, m))
+        )
+        for reason, message in problems:
+            await self._events.emit(obj.ref, "Warning", reason, message)
+        schedule = CheckpointSchedule(self._min_interval)
+        self._schedules[obj.uid] = schedule
+        now = time.time()
+        if restored is None:
+            schedule.saved(PlanState(), now)
+            return None
+        schedule.saved(restored.state, now)
+        log.info("restored the decision state of %s/%s from its checkpoint", obj.namespace, obj.name)
+        return PolicyMemory(state=restored.state, last_tick=restored.last_tick)
+
+    async def after_tick(self, obj: PolicyObject, memory: PolicyMemory, scaled: bool, now: float) -> None:
+        if memory.parsed is None:
+            return  # no valid spec: nothing was decided
+        schedule = self._schedules.setdefault(obj.uid, CheckpointSchedule(self._min_interval))
+        if schedule.due(memory.state, memory.parsed[1], now) is None:
+            return
+        ok = await self._store.save(
+            obj.namespace, obj.name, obj.uid, memory.state, memory.last_tick, now, generation=obj.generation
+        )
+        if ok:
+            schedule.saved(memory.state, now)
+        else:
+            schedule.failed(now)
+
+    def forget(self, uid: str) -> None:
+        self._schedules.pop(uid, None)
+
+
 def build_checkpoints(cfg: OperatorConfig, deps: Dependencies) -> Checkpoints:
-    return NoCheckpoints()
+    if cfg.checkpoint_seconds <= 0:
+        return NoCheckpoints()
+    return StoredCheckpoints(
+        CheckpointStore(KubeCheckpointApi(deps.api)), deps.events, cfg.checkpoint_seconds
+    )
 
 
 def _remove_finalizer(api: client.ApiClient, body: Mapping[str, Any], finalizer: str) -> None:

@@ -112,12 +112,17 @@ class Checkpoints(Protocol):
 
     async def after_tick(self, obj: PolicyObject, memory: PolicyMemory, scaled: bool, now: float) -> None: ...
 
+    def forget(self, uid: str) -> None: ...
+
 
 class NoCheckpoints:
     async def restore(self, obj: PolicyObject, spec: PolicySpec) -> PolicyMemory | None:
         return None
 
     async def after_tick(self, obj: PolicyObject, memory: PolicyMemory, scaled: bool, now: float) -> None:
+        return None
+
+    def forget(self, uid: str) -> None:
         return None
 
 
@@ -207,6 +212,7 @@ class Supervisor:
         running = self._tasks.pop(uid, None)
         if running is not None:
             running.task.cancel()
+        self._checkpoints.forget(uid)
         if record is not None and self._observer is not None:
             self._observer.policy_removed(record.namespace, record.name)
 

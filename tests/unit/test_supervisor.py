@@ -234,6 +234,9 @@ class FakeCheckpoints:
     async def after_tick(self, obj: PolicyObject, memory: PolicyMemory, scaled: bool, now: float) -> None:
         self.saved.append((obj.name, scaled))
 
+    def forget(self, uid: str) -> None:
+        self.memory.pop(uid.removeprefix("uid-"), None)
+
 
 @run
 async def test_only_the_leader_ticks_and_it_restores_state_on_every_takeover() -> None:
