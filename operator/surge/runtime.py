@@ -98,9 +98,9 @@ class StoredCheckpoints:
         self._schedules[obj.uid] = schedule
         now = time.time()
         if restored is None:
-            schedule.saved(PlanState(), now)
+            schedule.loaded(PlanState(), now)
             return None
-        schedule.saved(restored.state, now)
+        schedule.loaded(restored.state, now)
         log.info("restored the decision state of %s/%s from its checkpoint", obj.namespace, obj.name)
         return PolicyMemory(state=restored.state, last_tick=restored.last_tick)
 

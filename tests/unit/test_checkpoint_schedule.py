@@ -43,12 +43,27 @@ def test_periodic_only_when_changed_and_at_most_once_per_interval() -> None:
     assert schedule.due(recs((0, 5), (15, 5), (30, 5)), SPEC, NOW + 30) == "Periodic"
 
 
-def test_scale_action_is_due_at_once_but_not_within_the_spacing() -> None:
+def test_scale_action_is_due_at_once_even_within_the_spacing_but_not_after_a_failure() -> None:
     schedule = CheckpointSchedule(30)
     schedule.saved(recs((0, 5)), NOW)
     scaled = PlanState(BehaviorState((Recommendation(NOW, 5),), (ScaleEvent(NOW + 3, 2),)))
-    assert schedule.due(scaled, SPEC, NOW + 3) is None  # within min_spacing (5 s) of the last write
-    assert schedule.due(scaled, SPEC, NOW + 6) == "ScaleAction"
+    # A restart right after a scale step must find it: the rate policy already bounds these writes.
+    assert schedule.due(scaled, SPEC, NOW + 3) == "ScaleAction"
+    schedule.failed(NOW + 3)
+    assert schedule.due(scaled, SPEC, NOW + 4) is None  # a failing API is not hammered
+    assert schedule.due(scaled, SPEC, NOW + 9) == "ScaleAction"
+
+
+def test_the_state_found_at_start_is_not_a_write() -> None:
+    schedule = CheckpointSchedule(30)
+    schedule.loaded(PlanState(), NOW)
+    first_step = PlanState(BehaviorState((Recommendation(NOW + 1, 4),), (ScaleEvent(NOW + 1, 2),)))
+    assert schedule.due(first_step, SPEC, NOW + 1) == "ScaleAction"
+    schedule.saved(first_step, NOW + 1)
+    unchanged_but_periodic = PlanState(
+        BehaviorState((Recommendation(NOW + 3, 4),), (ScaleEvent(NOW + 1, 2),))
+    )
+    assert schedule.due(unchanged_but_periodic, SPEC, NOW + 3) is None  # within 5 s of a real write
 
 
 def test_a_fall_below_the_held_maximum_is_due_at_once() -> None:
