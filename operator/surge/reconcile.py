@@ -297,7 +297,8 @@ async def _reconcile(
     decision, scale_failure, scaled = await _rescale(tick, spec, target, scale, obs, decision, actions)
     if scale_failure is not None:
         failures.append(scale_failure)
-    applied = not dry and scale_failure is None
+    # The decision's state records a scale event only when the write really happened (or none was needed).
+    applied = not dry and scale_failure is None and (scaled or not decision.scale_changed)
     memory.state = decision.state if applied else decision.unapplied_state
     memory.last_tick = now
     for proposal in decision.proposals:
@@ -340,6 +341,8 @@ async def _reconcile(
         conditions=st.conditions,
     )
     await _write(tick, status)
+    if not failures and not applied and not dry:
+        return TickResult(min(interval, 1.0), decision, "ok", scaled)  # conflicted twice: decide again soon
     return TickResult(interval, decision, "error" if failures else "ok", scaled)
 
 
@@ -528,6 +531,11 @@ async def _rescale(
             return decision, None, False
         try:
             await deps.scale.write(target, decision.to_replicas, scale.resource_version)
+        except ScaleConflict:
+            # Someone keeps changing the target (a controller's status updates move a Deployment's
+            # resourceVersion too): not a failure a person must act on; decide again on the next tick.
+            log.info("%s changed twice during one tick; deciding again next tick", target.ref)
+            return decision, None, False
         except Exception as exc:
             return await _rescale_failed(tick, decision, _failure(exc, reasons.FAILED_RESCALE))
     except Exception as exc:
