@@ -89,8 +89,14 @@ build_metrics_server() {
   chmod -R u+w "$current/metrics-server-manifests"
 }
 
+# Enforces the label namespace on every PromQL query in front of Prometheus (the operator's tenancy mode).
+build_prom_label_proxy() {
+  go_build prom-label-proxy "$PROM_LABEL_PROXY_VERSION" "" "" prom-label-proxy \
+    github.com/prometheus-community/prom-label-proxy
+}
+
 components=("$@")
-[[ ${#components[@]} -gt 0 ]] || components=(etcd kwok metrics-server kubernetes)
+[[ ${#components[@]} -gt 0 ]] || components=(etcd kwok metrics-server prom-label-proxy kubernetes)
 command -v go >/dev/null || { log "Go is required (go 1.26+): install it first"; exit 1; }
 for c in "${components[@]}"; do
   case $c in
@@ -98,6 +104,7 @@ for c in "${components[@]}"; do
     etcd) build_etcd ;;
     kwok) build_kwok ;;
     metrics-server) build_metrics_server ;;
+    prom-label-proxy) build_prom_label_proxy ;;
     *) log "unknown component: $c"; exit 2 ;;
   esac
 done

@@ -7,6 +7,7 @@
 #        SURGE_CLUSTER_NAME     kwokctl cluster name (default: surge)
 #        SURGE_NODES            number of KWOK nodes (default: 4; each holds 500 pods, 64 CPU, 256Gi)
 #        SURGE_PROMETHEUS_PORT  Prometheus port on 127.0.0.1 (default: 19090)
+#        SURGE_PROMETHEUS_TENANT_PORT  prom-label-proxy port on 127.0.0.1 (default: Prometheus port + 1000)
 #        SURGE_HPA_SYNC_PERIOD  kube-controller-manager --horizontal-pod-autoscaler-sync-period (default 15s)
 set -euo pipefail
 
@@ -18,9 +19,12 @@ bin=${SURGE_BIN_DIR:-$cache_root/bin/current}
 name=${SURGE_CLUSTER_NAME:-surge}
 nodes=${SURGE_NODES:-4}
 prom_port=${SURGE_PROMETHEUS_PORT:-19090}
+# +1000 rather than +1: side-by-side clusters use neighbouring Prometheus ports (19090, 19091, 19093, 19190).
+tenant_port=${SURGE_PROMETHEUS_TENANT_PORT:-$((prom_port + 1000))}
 state=$cache_root/state/$name
 kubeconfig=$state/kubeconfig
 prom_dir=$state/prometheus
+tenant_dir=$state/prom-label-proxy
 
 export KWOK_WORKDIR=$cache_root/kwok
 export KWOK_RUNTIME=binary # auto-detection would try the docker client, which has no engine here
@@ -34,7 +38,7 @@ log() { printf '[cluster %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() {
   log "ERROR: $*"
   local f
-  for f in "$KWOK_WORKDIR/clusters/$name"/logs/*.log "$prom_dir/prometheus.log"; do
+  for f in "$KWOK_WORKDIR/clusters/$name"/logs/*.log "$prom_dir/prometheus.log" "$tenant_dir/prom-label-proxy.log"; do
     [[ -s "$f" ]] && { echo "--- last lines of $f" >&2; tail -n 5 "$f" >&2; }
   done
   exit 1
@@ -54,7 +58,7 @@ wait_for() {
 
 need_binaries() {
   local missing=() b
-  for b in kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwokctl metrics-server; do
+  for b in kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwokctl metrics-server prom-label-proxy; do
     [[ -x "$bin/$b" ]] || missing+=("$b")
   done
   if ((${#missing[@]})); then
@@ -180,6 +184,34 @@ prometheus_down() {
   fi
 }
 
+# prom-label-proxy in front of Prometheus: every query must carry ?namespace=<ns>, and only series with that
+# namespace label are visible (a query naming another namespace's value is refused: -error-on-replace).
+tenant_proxy_up() {
+  if curl -fsS "http://127.0.0.1:$tenant_port/healthz" >/dev/null 2>&1; then
+    log "prom-label-proxy already answering on 127.0.0.1:$tenant_port"
+    return
+  fi
+  mkdir -p "$tenant_dir"
+  log "starting prom-label-proxy on 127.0.0.1:$tenant_port (label namespace, upstream 127.0.0.1:$prom_port)"
+  setsid "$bin/prom-label-proxy" -insecure-listen-address "127.0.0.1:$tenant_port" \
+    -upstream "http://127.0.0.1:$prom_port" -label namespace -query-param namespace -error-on-replace \
+    >"$tenant_dir/prom-label-proxy.log" 2>&1 </dev/null &
+  echo $! >"$tenant_dir/pid"
+  wait_for "prom-label-proxy /healthz" 30 curl -fsS "http://127.0.0.1:$tenant_port/healthz"
+}
+
+tenant_proxy_down() {
+  if [[ -f "$tenant_dir/pid" ]]; then
+    local pid
+    pid=$(cat "$tenant_dir/pid")
+    if kill "$pid" 2>/dev/null; then
+      for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -f "$tenant_dir/pid"
+  fi
+}
+
 component_alive() {
   local pidf=$KWOK_WORKDIR/clusters/$name/pids/$1.pid
   [[ -f "$pidf" ]] && kill -0 "$(cat "$pidf")" 2>/dev/null
@@ -224,12 +256,15 @@ up() {
     "[[ \$('$bin/kubectl' --kubeconfig '$kubeconfig' get nodes -l type=kwok -o jsonpath='{range .items[*]}{.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}' | grep -c True) -ge $nodes ]]"
   wait_metrics_api
   prometheus_up
+  tenant_proxy_up
   log "cluster $name ready in $((SECONDS - start)) s"
   echo "kubeconfig: $kubeconfig"
   echo "prometheus: http://127.0.0.1:$prom_port"
+  echo "prometheus (namespace-enforcing proxy): http://127.0.0.1:$tenant_port"
 }
 
 down() {
+  tenant_proxy_down
   prometheus_down
   if [[ -x "$bin/kwokctl" ]] && cluster_exists; then
     "$bin/kwokctl" delete cluster --name "$name" >&2
@@ -263,6 +298,11 @@ status() {
   else
     printf '%-18s DOWN\n' "prometheus"; ok=1
   fi
+  if curl -fsS "http://127.0.0.1:$tenant_port/healthz" >/dev/null 2>&1; then
+    printf '%-18s ready on 127.0.0.1:%s (%s, label namespace, upstream :%s)\n' "prom-label-proxy" "$tenant_port" "$PROM_LABEL_PROXY_VERSION" "$prom_port"
+  else
+    printf '%-18s DOWN\n' "prom-label-proxy"; ok=1
+  fi
   return $ok
 }
 
@@ -272,7 +312,7 @@ case ${1:-} in
   status) status ;;
   kubeconfig) echo "$kubeconfig" ;;
   # Shell lines other tools source to find the running test bed.
-  env) printf 'SURGE_KUBECONFIG=%s\nSURGE_PROMETHEUS_URL=http://127.0.0.1:%s\nSURGE_PROMETHEUS_TARGETS=%s\nSURGE_BIN_DIR=%s\n' \
-    "$kubeconfig" "$prom_port" "$prom_dir/targets" "$bin" ;;
+  env) printf 'SURGE_KUBECONFIG=%s\nSURGE_PROMETHEUS_URL=http://127.0.0.1:%s\nSURGE_PROMETHEUS_TARGETS=%s\nSURGE_BIN_DIR=%s\nSURGE_PROMETHEUS_TENANT_URL=http://127.0.0.1:%s\n' \
+    "$kubeconfig" "$prom_port" "$prom_dir/targets" "$bin" "$tenant_port" ;;
   *) echo "usage: $0 up|down|status|kubeconfig|env" >&2; exit 2 ;;
 esac
