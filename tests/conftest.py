@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from kopf.testing import KopfRunner
 from kubernetes import client, config
+from surge_testbed.env import read_env
 
 from tests.support.wait import wait_until
 
@@ -54,15 +55,10 @@ def _cluster(cmd: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["bash", str(CLUSTER_SH), cmd], capture_output=True, text=True, check=False)
 
 
-def _testbed_env() -> dict[str, str]:
-    out = _cluster("env").stdout
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-
-
 @pytest.fixture(scope="session")
 def testbed() -> Iterator[Testbed]:
-    env = _testbed_env()
-    kubeconfig = os.environ.get("SURGE_KUBECONFIG") or env["SURGE_KUBECONFIG"]
+    env = read_env()
+    kubeconfig = os.environ.get("SURGE_KUBECONFIG") or str(env.kubeconfig)
     started_here = False
     if "SURGE_KUBECONFIG" not in os.environ and _cluster("status").returncode != 0:
         # Stream the bring-up (and a possible cold build) so a long wait shows progress.
@@ -76,9 +72,9 @@ def testbed() -> Iterator[Testbed]:
         started_here = True
     yield Testbed(
         kubeconfig=Path(kubeconfig),
-        prometheus_url=os.environ.get("SURGE_PROMETHEUS_URL") or env["SURGE_PROMETHEUS_URL"],
-        targets_dir=Path(env["SURGE_PROMETHEUS_TARGETS"]),
-        bin_dir=Path(env["SURGE_BIN_DIR"]),
+        prometheus_url=os.environ.get("SURGE_PROMETHEUS_URL") or env.prometheus_url,
+        targets_dir=env.targets_dir,
+        bin_dir=env.bin_dir,
     )
     if started_here and os.environ.get("SURGE_KEEP_CLUSTER") != "1":
         _cluster("down")

@@ -1,40 +1,5 @@
-"""Polling with a deadline: tests wait for a state, never for a fixed time."""
+"""Polling with a deadline (shared with the benchmarks: surge_testbed.wait)."""
 
-from __future__ import annotations
+from surge_testbed.wait import StopWaitingError, WaitTimeoutError, holds_for, wait_until
 
-import time
-from collections.abc import Callable
-from typing import TypeVar
-
-T = TypeVar("T")
-
-
-def wait_until(probe: Callable[[], T], *, timeout: float, what: str, interval: float = 0.5) -> T:
-    """Calls probe until it returns a truthy value and returns it; fails with `what` after `timeout` s.
-
-    Exceptions from the probe count as "not yet" (the API may briefly refuse while something starts), and
-    the last one is reported if the deadline passes.
-    """
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    last_value: T | None = None
-    while True:
-        try:
-            last_value = probe()
-            if last_value:
-                return last_value
-        except Exception as exc:
-            last_error = exc
-        if time.monotonic() >= deadline:
-            detail = f"; last error: {last_error!r}" if last_error else f"; last value: {last_value!r}"
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
-        time.sleep(interval)
-
-
-def holds_for(probe: Callable[[], bool], *, seconds: float, what: str, interval: float = 0.5) -> None:
-    """Asserts that probe stays true for `seconds` (e.g. "replicas never change in DryRun")."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not probe():
-            raise AssertionError(f"{what} stopped holding")
-        time.sleep(interval)
+__all__ = ["StopWaitingError", "WaitTimeoutError", "holds_for", "wait_until"]

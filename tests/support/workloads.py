@@ -1,47 +1,12 @@
-"""Small builders for the workloads tests put on the KWOK-backed cluster."""
+"""Workloads on the KWOK-backed cluster: the Deployment builder (shared with the benchmarks:
+surge_testbed.workloads) and the tests' own probes."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from kubernetes import client
+from surge_testbed.workloads import USAGE_CPU, USAGE_MEMORY, deployment
 
-USAGE_CPU = "kwok.x-k8s.io/usage-cpu"
-USAGE_MEMORY = "kwok.x-k8s.io/usage-memory"
-
-
-def deployment(
-    name: str,
-    *,
-    replicas: int,
-    cpu_request: str = "100m",
-    memory_request: str = "64Mi",
-    container: str = "app",
-    pod_annotations: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """A one-container Deployment; KWOK runs its pods, so the image is never pulled."""
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels, "annotations": pod_annotations or {}},
-                "spec": {
-                    "containers": [
-                        {
-                            "name": container,
-                            "image": "surge.dev/placeholder:never-pulled",
-                            "resources": {"requests": {"cpu": cpu_request, "memory": memory_request}},
-                        }
-                    ]
-                },
-            },
-        },
-    }
+__all__ = ["USAGE_CPU", "USAGE_MEMORY", "deployment", "ready_pods", "set_usage"]
 
 
 def ready_pods(core: client.CoreV1Api, namespace: str, app: str) -> list[client.V1Pod]:
