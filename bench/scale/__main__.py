@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import shlex
 import subprocess
 import sys
@@ -15,21 +14,14 @@ from importlib.metadata import version
 from pathlib import Path
 
 from bench.scale import cluster, procstat, report, runner
+from surge_testbed.env import read_env
 
 REPO = cluster.REPO
 log = logging.getLogger("bench.scale")
 
 
-def _testbed_env() -> dict[str, str]:
-    """Kubeconfig and Prometheus URL of the bench cluster (testbed/cluster.sh env; surge-bench default)."""
-    env = {**os.environ}
-    env.setdefault("SURGE_CLUSTER_NAME", "surge-bench")
-    env.setdefault("SURGE_PROMETHEUS_PORT", "19091")
-    out = subprocess.run(
-        ["bash", str(REPO / "testbed/cluster.sh"), "env"], env=env, capture_output=True, text=True, check=True
-    ).stdout
-    values = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-    return {"cluster": env["SURGE_CLUSTER_NAME"], **values}
+# The bench's own cluster unless the environment names another (make bench-scale sets the same).
+BENCH_CLUSTER = {"SURGE_CLUSTER_NAME": "surge-bench", "SURGE_PROMETHEUS_PORT": "19091"}
 
 
 def _versions(admin: cluster.Admin) -> dict[str, str]:
@@ -87,8 +79,8 @@ def _background() -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    env = _testbed_env()
-    if env["cluster"] == "surge" and not args.any_cluster:
+    env = read_env(defaults=BENCH_CLUSTER)
+    if env.name == "surge" and not args.any_cluster:
         sys.exit(
             "refusing to load the shared cluster 'surge': "
             "set SURGE_CLUSTER_NAME=surge-bench (or pass --any-cluster)"
@@ -98,9 +90,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     measured, operator_src = _export_operator(args.operator_rev, Path(args.work).resolve())
     settings = runner.Settings(
         operator_src=operator_src,
-        kubeconfig=env["SURGE_KUBECONFIG"],
-        prometheus_url=env["SURGE_PROMETHEUS_URL"],
-        cluster_name=env["cluster"],
+        kubeconfig=str(env.kubeconfig),
+        prometheus_url=env.prometheus_url,
+        cluster_name=env.name,
         work=Path(args.work),
         window=args.window,
         settle=args.settle,
@@ -114,7 +106,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         clear_status=args.clear_status,
         operator_env=tuple((k, v) for k, _, v in (kv.partition("=") for kv in args.operator_env)),
     )
-    admin = cluster.Admin(settings.kubeconfig)
+    admin = cluster.Admin(env)
     meta = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "command": args.command_line,

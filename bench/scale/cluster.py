@@ -6,8 +6,7 @@ import base64
 import json
 import os
 import subprocess
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -15,11 +14,17 @@ from typing import Any
 import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from surge_testbed import workloads
+from surge_testbed.env import TestbedEnv
+from surge_testbed.wait import wait_until
 
 from surge.kube import MERGE_PATCH, api_client, request
 
 REPO = Path(__file__).resolve().parents[2]
-BIN = Path(os.environ.get("SURGE_BIN_DIR", "~/.cache/surge/bin/current")).expanduser()
+CRDS = (
+    REPO / "crds/autoscaling.surge.dev_autoscalepolicies.yaml",
+    REPO / "crds/autoscaling.surge.dev_autoscalepolicycheckpoints.yaml",
+)
 CACHE = Path(os.environ.get("SURGE_CACHE_DIR", "~/.cache/surge")).expanduser()
 
 # The operator runs as its own ServiceAccount so the API server can attribute its requests (a FlowSchema
@@ -30,24 +35,17 @@ FLOW_SCHEMA = "surge-operator"
 POLICY_API = "/apis/autoscaling.surge.dev/v1alpha1"
 
 
-def wait_until(what: str, timeout: float, probe: Callable[[], bool], every: float = 2.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not probe():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(every)
-
-
 class Admin:
     """kubectl and raw API calls with the cluster's admin kubeconfig."""
 
-    def __init__(self, kubeconfig: str) -> None:
-        self.kubeconfig = kubeconfig
-        self.api: client.ApiClient = api_client(kubeconfig)
+    def __init__(self, testbed: TestbedEnv) -> None:
+        self.kubeconfig = str(testbed.kubeconfig)
+        self.bin_dir = testbed.bin_dir
+        self.api: client.ApiClient = api_client(self.kubeconfig)
 
     def kubectl(self, *args: str, stdin: str | None = None) -> str:
         done = subprocess.run(
-            [str(BIN / "kubectl"), "--kubeconfig", self.kubeconfig, *args],
+            [str(self.bin_dir / "kubectl"), "--kubeconfig", self.kubeconfig, *args],
             input=stdin,
             capture_output=True,
             text=True,
@@ -85,11 +83,11 @@ def server_version(admin: Admin) -> str:
 
 
 def operator_kubeconfig(admin: Admin, path: Path, role: str) -> Path:
-    """CRD, ServiceAccount bound to `role`, FlowSchema for it; writes a token kubeconfig to `path`."""
-    admin.kubectl(
-        "apply", "--server-side", "-f", str(REPO / "crds/autoscaling.surge.dev_autoscalepolicies.yaml")
-    )
-    admin.kubectl("wait", "--for=condition=Established", "crd/autoscalepolicies.autoscaling.surge.dev")
+    """CRDs, ServiceAccount bound to `role`, FlowSchema for it; writes a token kubeconfig to `path`."""
+    # Both CRDs, as `make install`: the operator keeps each policy's decision state in a checkpoint object.
+    admin.kubectl("apply", "--server-side", "--force-conflicts", *(a for c in CRDS for a in ("-f", str(c))))
+    for crd in ("autoscalepolicies", "autoscalepolicycheckpoints"):
+        admin.kubectl("wait", "--for=condition=Established", f"crd/{crd}.autoscaling.surge.dev")
     if role == "manager-role":  # the operator's least-privilege role as shipped
         admin.kubectl("apply", "--server-side", "-f", str(REPO / "manifests/rbac/role.yaml"))
     admin.apply(
@@ -164,32 +162,14 @@ def operator_kubeconfig(admin: Admin, path: Path, role: str) -> Path:
 
 def deployment(name: str) -> dict[str, Any]:
     """One tiny replica on a KWOK node, using half of its 10m CPU request (50% < the 60% target)."""
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {
-                    "labels": labels,
-                    "annotations": {"kwok.x-k8s.io/usage-cpu": "5m", "kwok.x-k8s.io/usage-memory": "8Mi"},
-                },
-                "spec": {
-                    "nodeSelector": {"type": "kwok"},
-                    "containers": [
-                        {
-                            "name": "app",
-                            "image": "surge.dev/placeholder:never-pulled",
-                            "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
-                        }
-                    ],
-                },
-            },
-        },
-    }
+    return workloads.deployment(
+        name,
+        replicas=1,
+        cpu_request="10m",
+        memory_request="16Mi",
+        pod_annotations={workloads.USAGE_CPU: "5m", workloads.USAGE_MEMORY: "8Mi"},
+        node_selector={"type": "kwok"},
+    )
 
 
 def policy(name: str, target: str, variant: str, interval: str) -> dict[str, Any]:
@@ -313,7 +293,7 @@ def delete_namespace(admin: Admin, namespace: str, timeout: float = 600) -> None
             return bool(exc.status == 404)
         return False
 
-    wait_until(f"namespace {namespace} to be deleted", timeout, gone, every=3.0)
+    wait_until(gone, timeout=timeout, what=f"namespace {namespace} to be deleted", interval=3.0)
 
 
 def bench_namespaces(admin: Admin) -> list[str]:

@@ -22,6 +22,7 @@ from typing import Any
 
 from bench.scale import cluster, procstat, promtext
 from bench.scale.cluster import Admin
+from surge_testbed.wait import StopWaitingError, wait_until
 
 log = logging.getLogger("bench.scale")
 
@@ -249,15 +250,16 @@ def run_point(s: Settings, admin: Admin, operator_kubeconfig: Path, variant: str
 
     def ready() -> bool:
         if dead := cluster.dead_components(s.cluster_name):
-            raise RuntimeError(f"bench cluster components not running: {dead}; restart the cluster")
+            raise StopWaitingError(f"bench cluster components not running: {dead}; restart the cluster")
         return cluster.ready_deployments(admin, namespace) >= n
 
-    cluster.wait_until(f"{n} ready Deployments", s.setup_timeout, ready)
+    wait_until(ready, timeout=s.setup_timeout, what=f"{n} ready Deployments", interval=2.0)
     if variant == "cpu":
-        cluster.wait_until(
-            f"pod metrics for {n} pods",
-            s.setup_timeout,
+        wait_until(
             lambda: cluster.pods_with_metrics(admin, namespace) >= n,
+            timeout=s.setup_timeout,
+            what=f"pod metrics for {n} pods",
+            interval=2.0,
         )
     setup_seconds = time.monotonic() - started
     log.info("[%s/%d] workloads ready in %.0fs; starting the operator", variant, n, setup_seconds)
@@ -290,19 +292,19 @@ def run_point(s: Settings, admin: Admin, operator_kubeconfig: Path, variant: str
 
         def answering() -> bool:
             if proc.poll() is not None:
-                raise RuntimeError(f"operator exited with {proc.returncode}; see {log_file.name}")
+                raise StopWaitingError(f"operator exited with {proc.returncode}; see {log_file.name}")
             try:
                 _get(f"http://127.0.0.1:{s.metrics_port}/metrics")
             except OSError:
                 return False
             return True
 
-        cluster.wait_until("the operator's /metrics", 120, answering, every=0.5)
-        cluster.wait_until(
-            f"status on all {n} policies",
-            s.setup_timeout,
+        wait_until(answering, timeout=120, what="the operator's /metrics", interval=0.5)
+        wait_until(
             lambda: answering() and cluster.policies_with_status(admin, namespace) >= n,
-            every=3.0,
+            timeout=s.setup_timeout,
+            what=f"status on all {n} policies",
+            interval=3.0,
         )
         first_status = time.monotonic() - op_started
         log.info(

@@ -27,9 +27,10 @@ from typing import Any
 from bench.scale.procstat import machine
 from bench.spike import contenders as cs
 from bench.spike import overlay, report, runner, stats
-from bench.spike.cluster import REPO, Admin, Testbed, versions
+from bench.spike.cluster import REPO, Admin, versions
 from surge_loadgen import trace as traces
 from surge_loadgen.timeline import Sample, read_csv
+from surge_testbed.env import read_env
 
 log = logging.getLogger("bench.spike")
 
@@ -109,7 +110,7 @@ def finalize(out: Path, *, publish: bool, results_dir: Path, results_md: Path) -
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    testbed = Testbed.from_env()
+    testbed = read_env()
     if testbed.name == "surge" and not args.any_cluster:
         sys.exit(
             "refusing to load the shared cluster 'surge': "

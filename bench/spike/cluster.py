@@ -9,8 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
@@ -20,56 +19,29 @@ from typing import Any
 import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from surge_testbed.env import TestbedEnv
+from surge_testbed.wait import StopWaitingError, WaitTimeoutError, wait_until
 
 from surge.kube import api_client, request
 
 REPO = Path(__file__).resolve().parents[2]
-CRD = REPO / "crds" / "autoscaling.surge.dev_autoscalepolicies.yaml"
-
-
-def wait_until(what: str, timeout: float, probe: Callable[[], bool], every: float = 1.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not probe():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(every)
-
-
-@dataclass(frozen=True)
-class Testbed:
-    """What `testbed/cluster.sh env` prints for the cluster named by $SURGE_CLUSTER_NAME."""
-
-    name: str
-    kubeconfig: str
-    prometheus_url: str
-    targets_dir: Path
-    bin_dir: Path
-
-    @classmethod
-    def from_env(cls) -> Testbed:
-        out = subprocess.run(
-            ["bash", str(REPO / "testbed" / "cluster.sh"), "env"], capture_output=True, text=True, check=True
-        ).stdout
-        env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-        return cls(
-            name=os.environ.get("SURGE_CLUSTER_NAME", "surge"),
-            kubeconfig=env["SURGE_KUBECONFIG"],
-            prometheus_url=env["SURGE_PROMETHEUS_URL"],
-            targets_dir=Path(env["SURGE_PROMETHEUS_TARGETS"]),
-            bin_dir=Path(env["SURGE_BIN_DIR"]),
-        )
+# Both CRDs, as `make install`: the operator keeps each policy's decision state in a checkpoint object.
+CRDS = (
+    REPO / "crds" / "autoscaling.surge.dev_autoscalepolicies.yaml",
+    REPO / "crds" / "autoscaling.surge.dev_autoscalepolicycheckpoints.yaml",
+)
 
 
 class Admin:
     """kubectl and raw API calls with the cluster's admin kubeconfig."""
 
-    def __init__(self, testbed: Testbed) -> None:
+    def __init__(self, testbed: TestbedEnv) -> None:
         self.testbed = testbed
-        self.api: client.ApiClient = api_client(testbed.kubeconfig)
+        self.api: client.ApiClient = api_client(str(testbed.kubeconfig))
 
     def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
         done = subprocess.run(
-            [str(self.testbed.bin_dir / "kubectl"), "--kubeconfig", self.testbed.kubeconfig, *args],
+            [str(self.testbed.bin_dir / "kubectl"), "--kubeconfig", str(self.testbed.kubeconfig), *args],
             input=stdin,
             capture_output=True,
             text=True,
@@ -93,20 +65,19 @@ class Admin:
                 return None
             raise
 
-    def install_crd(self) -> None:
-        self.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-        self.kubectl(
-            "wait",
-            "--for=condition=Established",
-            "crd/autoscalepolicies.autoscaling.surge.dev",
-            "--timeout=60s",
-        )
+    def install_crds(self) -> None:
+        files = [arg for crd in CRDS for arg in ("-f", str(crd))]
+        self.kubectl("apply", "--server-side", "--force-conflicts", *files)
+        for crd in ("autoscalepolicies", "autoscalepolicycheckpoints"):
+            self.kubectl(
+                "wait", "--for=condition=Established", f"crd/{crd}.autoscaling.surge.dev", "--timeout=60s"
+            )
 
     def create_namespaces(self, names: Sequence[str]) -> None:
         self.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}} for n in names)
         for n in names:
             path = f"/api/v1/namespaces/{n}/serviceaccounts/default"
-            wait_until(f"default ServiceAccount in {n}", 60, partial(self.exists, path), every=0.5)
+            wait_until(partial(self.exists, path), timeout=60, what=f"default ServiceAccount in {n}")
 
     def exists(self, path: str) -> bool:
         return self.try_get(path) is not None
@@ -125,12 +96,12 @@ class Admin:
         if not names:
             return
         self.kubectl("delete", "namespace", "--ignore-not-found", "--wait=false", *names, check=False)
-        with contextlib.suppress(TimeoutError):
+        with contextlib.suppress(WaitTimeoutError):
             wait_until(
-                "namespaces gone",
-                timeout,
                 lambda: all(self.try_get(f"/api/v1/namespaces/{n}") is None for n in names),
-                every=2.0,
+                timeout=timeout,
+                what="namespaces gone",
+                interval=2.0,
             )
 
     def dump(self, namespace: str, out: Path) -> None:
@@ -155,9 +126,9 @@ class Operator:
     """One `surge run` process for every Surge contender (all their namespaces)."""
 
     def __init__(
-        self, testbed: Testbed, namespaces: Sequence[str], metrics_port: int, log_path: Path
+        self, testbed: TestbedEnv, namespaces: Sequence[str], metrics_port: int, log_path: Path
     ) -> None:
-        self.cmd = [sys.executable, "-m", "surge", "run", "--kubeconfig", testbed.kubeconfig]
+        self.cmd = [sys.executable, "-m", "surge", "run", "--kubeconfig", str(testbed.kubeconfig)]
         self.cmd += ["--prometheus-url", testbed.prometheus_url, "--metrics-port", str(metrics_port)]
         for ns in namespaces:
             self.cmd += ["-n", ns]
@@ -174,7 +145,7 @@ class Operator:
     def check(self) -> None:
         if self.proc is not None and self.proc.poll() is not None:
             tail = self.log_path.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"the operator exited with {self.proc.returncode}:\n{tail}")
+            raise StopWaitingError(f"the operator exited with {self.proc.returncode}:\n{tail}")
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:

@@ -22,12 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.spike import contenders as cs
-from bench.spike.cluster import Admin, LoadSampler, Operator, Testbed, wait_until
+from bench.spike.cluster import Admin, LoadSampler, Operator
 from bench.spike.replay import Replay, replay
 from surge_loadgen.model import PatchBatcher
 from surge_loadgen.runner import RunResult, write_outputs
 from surge_loadgen.sim import SimPlane, make_api_client
 from surge_loadgen.trace import Trace
+from surge_testbed.env import TestbedEnv
+from surge_testbed.wait import wait_until
 
 log = logging.getLogger("bench.spike")
 DEPLOYMENT = "arena"
@@ -64,9 +66,10 @@ def _setup_round(settings: Settings, admin: Admin, namespaces: dict[str, str], o
     for c in settings.contenders:
         ns = namespaces[c.key]
         wait_until(
-            f"2 Ready replicas of {ns}/{DEPLOYMENT}",
-            settings.setup_timeout,
             partial(_ready, admin, ns),
+            timeout=settings.setup_timeout,
+            what=f"2 Ready replicas of {ns}/{DEPLOYMENT}",
+            interval=1.0,
         )
     for c in settings.contenders:
         if c.autoscaler != "surge":
@@ -77,12 +80,17 @@ def _setup_round(settings: Settings, admin: Admin, namespaces: dict[str, str], o
             operator.check()
             return "observedGeneration" in admin.policy_status(ns, POLICY)
 
-        wait_until(f"the operator's first status on {ns}/{POLICY}", settings.setup_timeout, has_status)
+        wait_until(
+            has_status,
+            timeout=settings.setup_timeout,
+            what=f"the operator's first status on {ns}/{POLICY}",
+            interval=1.0,
+        )
 
 
 async def _play_round(
     settings: Settings,
-    testbed: Testbed,
+    testbed: TestbedEnv,
     namespaces: dict[str, str],
     offsets: dict[str, float],
     echo: Callable[[str], None],
@@ -95,7 +103,7 @@ async def _play_round(
         loop.add_signal_handler(sig, stop.set)
     planes = {
         c.key: SimPlane(
-            make_api_client(testbed.kubeconfig),
+            make_api_client(str(testbed.kubeconfig)),
             namespaces[c.key],
             DEPLOYMENT,
             batcher=PatchBatcher(),
@@ -134,12 +142,12 @@ def _prefixed(echo: Callable[[str], None], key: str, line: str) -> None:
 
 
 def run_rounds(
-    settings: Settings, testbed: Testbed, admin: Admin, echo: Callable[[str], None] = print
+    settings: Settings, testbed: TestbedEnv, admin: Admin, echo: Callable[[str], None] = print
 ) -> dict[str, Any]:
     """Every round; returns the results document (meta is added by the caller)."""
     rng = random.Random(settings.seed)
     run_id = uuid.UUID(int=rng.getrandbits(128)).hex[:5]
-    admin.install_crd()
+    admin.install_crds()
     rounds: list[dict[str, Any]] = []
     interrupted = False
     for r in range(1, settings.runs + 1):
