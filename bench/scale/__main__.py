@@ -90,7 +90,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     measured, operator_src = _export_operator(args.operator_rev, Path(args.work).resolve())
     settings = runner.Settings(
         operator_src=operator_src,
-        kubeconfig=str(env.kubeconfig),
         prometheus_url=env.prometheus_url,
         cluster_name=env.name,
         work=Path(args.work),
@@ -185,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="what-if: extra operator environment (e.g. MALLOC_ARENA_MAX=2, SURGE_BENCH_POOL_MAXSIZE=16)",
+        help="what-if: extra operator environment (e.g. MALLOC_ARENA_MAX=2, SURGE_BENCH_TRACEMALLOC=1)",
     )
     run.add_argument("--any-cluster", action="store_true", help="allow a cluster other than surge-bench")
     for p in (run, sub.add_parser("report", help="rewrite the RESULTS.md section from the JSON results")):

@@ -8,9 +8,8 @@ The operator's code is not changed; this module wraps it from the outside before
 - `reconcile_once`: ticks per policy, and per tick the span covered by blocking calls (queue + HTTP);
 - the event loop: how late a 50 ms timer fires (lag = time the loop was busy with something else).
 Totals are served as JSON on 127.0.0.1:$SURGE_BENCH_STATS_PORT: GET /stats, GET /reset (new window).
-What-if knobs (off by default): SURGE_BENCH_POOL_MAXSIZE sets the kubernetes client's urllib3 pool size;
-SURGE_BENCH_TRACEMALLOC=1 traces Python allocations and serves the biggest owners on GET /memory;
-SURGE_BENCH_FIRST_TICK_SPREAD=S spreads the policies' first ticks over S seconds instead of 1 s.
+What-if knob (off by default): SURGE_BENCH_TRACEMALLOC=1 traces Python allocations and serves the biggest
+owners on GET /memory.
 The API server's own metrics remain the authority for request rates; these explain them.
 """
 
@@ -21,7 +20,6 @@ import bisect
 import contextvars
 import json
 import os
-import random
 import sys
 import threading
 import time
@@ -200,18 +198,6 @@ def _patch_kubernetes_client() -> None:
     rest.RESTClientObject.request = request  # type: ignore[method-assign]
 
 
-def _patch_pool_size(size: int) -> None:
-    from kubernetes.client import Configuration
-
-    original: Callable[..., None] = Configuration.__init__
-
-    def init(self: Any, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        self.connection_pool_maxsize = size
-
-    Configuration.__init__ = init  # type: ignore[method-assign]
-
-
 def memory() -> dict[str, Any]:
     if not tracemalloc.is_tracing():
         return {}
@@ -305,21 +291,6 @@ def _patch_operator() -> None:
     import surge.handlers as handlers
 
     original: Callable[..., Any] = getattr(handlers, "reconcile_once")  # noqa: B009
-    spread = float(os.environ.get("SURGE_BENCH_FIRST_TICK_SPREAD", "0"))
-    if spread:
-        build: Callable[..., Any] = getattr(handlers, "build_dependencies")  # noqa: B009
-
-        class SpreadRandom(random.Random):
-            def uniform(self, a: float, b: float) -> float:
-                # policy_loop's first wait is uniform(0, 1.0); the tick jitter is uniform(-0.05, 0.05)
-                return super().uniform(0, spread) if (a, b) == (0, 1.0) else super().uniform(a, b)
-
-        def build_dependencies(cfg: Any) -> Any:
-            deps = build(cfg)
-            deps.rng = SpreadRandom()
-            return deps
-
-        setattr(handlers, "build_dependencies", build_dependencies)  # noqa: B010
 
     async def reconcile_once(deps: Any, obj: Any, *args: Any, **kwargs: Any) -> Any:
         record: list[tuple[str, float, float, float]] = []
@@ -344,7 +315,8 @@ def _patch_operator() -> None:
                         c.http += sum(e - t for _, _, t, e in record)
                         c.requests += len(record)
 
-    # Module globals the daemon and the start-up handler look up at call time.
+    # Module globals the start-up handler looks up at call time: its tick function (handed to the
+    # supervisor) calls reconcile_once, and it builds the default executor.
     setattr(handlers, "reconcile_once", reconcile_once)  # noqa: B010
     setattr(handlers, "ThreadPoolExecutor", TimedThreadPoolExecutor)  # noqa: B010
 
@@ -387,8 +359,6 @@ def main() -> int:
     port = int(os.environ.get("SURGE_BENCH_STATS_PORT", "0"))
     if os.environ.get("SURGE_BENCH_TRACEMALLOC") == "1":
         tracemalloc.start()
-    if os.environ.get("SURGE_BENCH_POOL_MAXSIZE"):
-        _patch_pool_size(int(os.environ["SURGE_BENCH_POOL_MAXSIZE"]))
     _patch_kubernetes_client()
     _patch_requests()
     _patch_aiohttp()

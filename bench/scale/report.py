@@ -250,10 +250,12 @@ def render(
             "starts its operator on policies that already have a status (*restart*, like a real operator "
             "restart) unless `--clear-status` empties them first (*fresh*); windows as in each command. "
             "`SURGE_BENCH_*` knobs are applied by "
-            "`bench/scale/instrumented.py`: FIRST_TICK_SPREAD replaces the 0-1 s random delay before each "
-            "policy's first tick, POOL_MAXSIZE sets the kubernetes client's connection pool size "
-            "(default cpu_count x 5 = 10, below the 16 I/O threads), TRACEMALLOC traces Python allocations "
-            "(slows the operator; read only its heap column). `MALLOC_ARENA_MAX` is glibc's. Commands:",
+            "`bench/scale/instrumented.py`: TRACEMALLOC traces Python allocations (slows the operator; read "
+            "only its heap column). Two knobs of the operators measured then are gone, because the operator "
+            "now does their job itself: FIRST_TICK_SPREAD replaced the 0-1 s random delay before each "
+            "policy's first tick (first ticks are now admitted at most 50 per second), POOL_MAXSIZE set the "
+            "kubernetes client's connection pool size (default cpu_count x 5 = 10; the client's pool is now "
+            "as large as the 16 I/O threads). `MALLOC_ARENA_MAX` is glibc's. Commands:",
             "",
             *[f"- {name} (operator: {p['operator']}): `{p['command']}`" for name, p in whatifs],
             "",

@@ -36,7 +36,6 @@ _APISERVER_KEEP = {DISPATCHED, EXECUTED, SEATS, REQUESTS}
 
 @dataclass(frozen=True)
 class Settings:
-    kubeconfig: str
     prometheus_url: str
     cluster_name: str
     work: Path  # logs, py-spy output (not committed)
