@@ -3,7 +3,8 @@
 The library builds the request and reads `data.result`; everything that can hurt the operator is ours:
 which servers may be contacted (`prom_servers`), the transport with its deadline, size cap and refusal of
 redirects (`prom_http`), one bulkhead of threads per server (`prom_bulkhead`), and the checks of the answer
-(`prom_answer`). Every failure is a MetricUnavailable whose message says which query and what to do.
+(`prom_answer`), and in tenancy mode the namespace every query is confined to (`prom_tenancy`). Every
+failure is a MetricUnavailable whose message says which query and what to do.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from surge.metrics.prom_http import (
     UnreachableError,
 )
 from surge.metrics.prom_servers import ServerAllowlist
+from surge.metrics.prom_tenancy import Tenancy
 from surge.metrics.types import MetricUnavailable, Sample
 
 __all__ = ["REASON", "SERVER_BUSY", "PrometheusSource", "reduce_by_pod", "reduce_result"]
@@ -36,7 +38,11 @@ T = TypeVar("T")
 
 
 class PrometheusSource:
-    """Instant queries against the default server or an allowed one; each server has its own bulkhead."""
+    """Instant queries against the default server or an allowed one; each server has its own bulkhead.
+
+    With `tenancy="namespace"` every query must name the policy's namespace, which is sent as the value a
+    label-enforcing proxy confines the query to; the servers are then expected to be such proxies.
+    """
 
     def __init__(
         self,
@@ -48,8 +54,10 @@ class PrometheusSource:
         clock: Callable[[], float] = time.time,
         allowed_urls: Sequence[str] = (),
         max_response_bytes: int = 1 << 20,
+        tenancy: str = "",
     ) -> None:
         self._servers = ServerAllowlist(default_url, allowed_urls)
+        self._tenancy = Tenancy(tenancy)
         self._timeout = timeout
         self._max_age = max_age
         self._clock = clock
@@ -58,17 +66,21 @@ class PrometheusSource:
         self._clients: dict[str, PrometheusConnect] = {}
         self._bulkheads: dict[str, Bulkhead] = {}
 
-    async def query(self, query: str, server: str | None = None) -> Sample:
-        """One number (a scalar or a one-series vector)."""
+    async def query(self, query: str, server: str | None = None, namespace: str | None = None) -> Sample:
+        """One number (a scalar or a one-series vector); `namespace`: the policy's (tenancy mode)."""
         url = self._servers.resolve(server)
-        sample = await self._run(url, query, lambda result: reduce_result(query, result))
+        params = self._tenancy.params(namespace, query)
+        sample = await self._run(url, query, params, lambda result: reduce_result(query, result))
         self._check_age(query, sample)
         return sample
 
-    async def query_by_pod(self, query: str, server: str | None = None) -> dict[str, Sample]:
+    async def query_by_pod(
+        self, query: str, server: str | None = None, namespace: str | None = None
+    ) -> dict[str, Sample]:
         """One number per pod, keyed by each series' `pod` label (HPA's Pods metric type)."""
         url = self._servers.resolve(server)
-        samples = await self._run(url, query, lambda result: reduce_by_pod(query, result))
+        params = self._tenancy.params(namespace, query)
+        samples = await self._run(url, query, params, lambda result: reduce_by_pod(query, result))
         for sample in samples.values():
             self._check_age(query, sample)
         return samples
@@ -84,7 +96,7 @@ class PrometheusSource:
         for client in self._clients.values():
             client.close()
 
-    async def _run(self, url: str, query: str, reduce: Callable[[Any], T]) -> T:
+    async def _run(self, url: str, query: str, params: dict[str, str], reduce: Callable[[Any], T]) -> T:
         client = self._client(url)
         bulkhead = self._bulkheads.get(url)
         if bulkhead is None:
@@ -92,7 +104,7 @@ class PrometheusSource:
 
         def fetch() -> T:
             # Runs in the bulkhead's thread: the request, the JSON decoding and the reduction.
-            return reduce(self._fetch(client, url, query))
+            return reduce(self._fetch(client, url, query, params))
 
         try:
             return await bulkhead.run(fetch, self._timeout)
@@ -122,10 +134,11 @@ class PrometheusSource:
             self._clients[url] = client
         return client
 
-    def _fetch(self, client: PrometheusConnect, url: str, query: str) -> Any:
+    def _fetch(self, client: PrometheusConnect, url: str, query: str, params: dict[str, str]) -> Any:
         where = f"Prometheus at {url}"
         try:
-            return client.custom_query(query, params={"timeout": f"{self._timeout:g}s"})
+            # The PromQL travels URL-encoded in `query`, so its text can never add or replace a parameter.
+            return client.custom_query(query, params={"timeout": f"{self._timeout:g}s", **params})
         except DeadlineError:
             raise self._deadline(url, query) from None
         except RedirectError as exc:

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from surge.api.spec import MetricSpec
 from surge.decision.model import BufferReading, MetricError, Reading
-from surge.metrics.sources.base import Needs, PromQL
+from surge.metrics.sources.base import Needs, PromQL, confined_to
 from surge.metrics.types import MetricUnavailable, Sample
 
 
@@ -17,19 +17,21 @@ class BufferSource:
     prom: PromQL
     needs: ClassVar[Needs] = Needs()
 
-    async def _query(self, query: str | None) -> Sample | MetricError | None:
+    async def _query(self, query: str | None, namespace: str | None) -> Sample | MetricError | None:
         if query is None:
             return None
         try:
-            return await self.prom.query(query, None)
+            return await self.prom.query(query, None, **confined_to(namespace))
         except MetricUnavailable as exc:
             return MetricError(exc.message)
 
-    async def read(self, metric: MetricSpec) -> Reading | None:
+    async def read(self, metric: MetricSpec, namespace: str | None = None) -> Reading | None:
         buf = metric.buffer
         if buf is None:
             return MetricError(f"metric {metric.name} has no buffer member")
-        used, capacity = await asyncio.gather(self._query(buf.used_query), self._query(buf.capacity_query))
+        used, capacity = await asyncio.gather(
+            self._query(buf.used_query, namespace), self._query(buf.capacity_query, namespace)
+        )
         if isinstance(used, MetricError):
             return used
         if isinstance(capacity, MetricError):

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from surge.api.spec import MetricSpec
 from surge.decision.model import MetricError, PodsReading, Reading
-from surge.metrics.sources.base import Needs, PromQL
+from surge.metrics.sources.base import Needs, PromQL, confined_to
 from surge.metrics.types import MetricUnavailable
 
 
@@ -17,11 +17,12 @@ class PodsSource:
     # The engine applies HPA's rules for missing, unready and Pending pods, so it needs the pods too.
     needs: ClassVar[Needs] = Needs(pods=True)
 
-    async def read(self, metric: MetricSpec) -> Reading | None:
+    async def read(self, metric: MetricSpec, namespace: str | None = None) -> Reading | None:
         if metric.pods is None:
             return MetricError(f"metric {metric.name} has no pods member")
         try:
-            samples = await self.prom.query_by_pod(metric.pods.query, metric.pods.server_address)
+            pods = metric.pods
+            samples = await self.prom.query_by_pod(pods.query, pods.server_address, **confined_to(namespace))
         except MetricUnavailable as exc:
             return MetricError(exc.message)
         return PodsReading({pod: sample.value for pod, sample in samples.items()})

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from surge.api.spec import MetricSpec
 from surge.decision.model import MetricError, Reading, ScalarReading
-from surge.metrics.sources.base import Needs, PromQL
+from surge.metrics.sources.base import Needs, PromQL, confined_to
 from surge.metrics.types import MetricUnavailable
 
 
@@ -16,11 +16,12 @@ class PrometheusMetricSource:
     prom: PromQL
     needs: ClassVar[Needs] = Needs()
 
-    async def read(self, metric: MetricSpec) -> Reading | None:
+    async def read(self, metric: MetricSpec, namespace: str | None = None) -> Reading | None:
         if metric.prometheus is None:
             return MetricError(f"metric {metric.name} has no prometheus member")
         try:
-            sample = await self.prom.query(metric.prometheus.query, metric.prometheus.server_address)
+            prom = metric.prometheus
+            sample = await self.prom.query(prom.query, prom.server_address, **confined_to(namespace))
         except MetricUnavailable as exc:
             return MetricError(exc.message)
         return ScalarReading(sample.value)

@@ -14,5 +14,5 @@ from surge.metrics.sources.base import Needs
 class ResourceSource:
     needs: ClassVar[Needs] = Needs(pods=True, pod_metrics=True)
 
-    async def read(self, metric: MetricSpec) -> Reading | None:
+    async def read(self, metric: MetricSpec, namespace: str | None = None) -> Reading | None:
         return None  # the engine reads Observation.pod_metrics, fetched once for all Resource metrics
