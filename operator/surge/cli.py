@@ -44,6 +44,13 @@ def _parser() -> argparse.ArgumentParser:
         "default: only --prometheus-url",
     )
     run.add_argument(
+        "--prometheus-tenancy",
+        choices=("", "namespace"),
+        default=defaults.prometheus_tenancy,
+        help="'namespace': send each policy's queries with its namespace as the enforced label value "
+        "(--prometheus-url must be a label-enforcing proxy such as prom-label-proxy); default: off",
+    )
+    run.add_argument(
         "--leader-elect",
         action="store_true",
         default=defaults.leader_election,
@@ -70,6 +77,7 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         metrics_port=args.metrics_port,
         metrics_bind_address=args.metrics_bind_address,
         prometheus_allowed_urls=tuple(args.prometheus_allowed_url),
+        prometheus_tenancy=args.prometheus_tenancy,
         leader_election=args.leader_elect,
         lease_name=args.lease_name,
         lease_namespace=args.lease_namespace,

@@ -53,6 +53,9 @@ class OperatorConfig:
     identity: str = ""
     # Decision-state checkpoints: at most one write per policy per this many seconds (0 = never).
     checkpoint_seconds: float = 30.0
+    # "" (off) or "namespace": every query of a policy is sent with its namespace as the value a
+    # label-enforcing proxy at prometheus_url (prom-label-proxy -label namespace) confines it to.
+    prometheus_tenancy: str = ""
     # HPA's kube-controller-manager flags, same defaults.
     cpu_initialization_period: float = 300.0
     initial_readiness_delay: float = 30.0
@@ -83,4 +86,5 @@ class OperatorConfig:
                 "SURGE_CPU_INITIALIZATION_PERIOD", cls.cpu_initialization_period
             ),
             initial_readiness_delay=_env_float("SURGE_INITIAL_READINESS_DELAY", cls.initial_readiness_delay),
+            prometheus_tenancy=os.environ.get("SURGE_PROMETHEUS_TENANCY", cls.prometheus_tenancy),
         )
