@@ -23,6 +23,7 @@ class TestbedEnv:
     prometheus_url: str
     targets_dir: Path  # Prometheus file_sd folder: exporters register here
     bin_dir: Path
+    prometheus_tenant_url: str = ""  # prom-label-proxy in front of Prometheus (namespace enforced)
 
 
 def read_env(defaults: Mapping[str, str] | None = None) -> TestbedEnv:
@@ -42,4 +43,5 @@ def read_env(defaults: Mapping[str, str] | None = None) -> TestbedEnv:
         prometheus_url=values["SURGE_PROMETHEUS_URL"],
         targets_dir=Path(values["SURGE_PROMETHEUS_TARGETS"]),
         bin_dir=Path(values["SURGE_BIN_DIR"]),
+        prometheus_tenant_url=values.get("SURGE_PROMETHEUS_TENANT_URL", ""),
     )
