@@ -36,7 +36,7 @@ system-deps: ## Install Debian packages the test bed needs (prometheus) when mis
 	@command -v prometheus >/dev/null || bash testbed/install-system-deps.sh
 
 ##@ Development
-PY_SOURCES := operator gameserver loadgen bench tests
+PY_SOURCES := operator gameserver loadgen bench testbed/py tests
 .PHONY: fmt lint typecheck
 fmt: $(STAMP) ## Format the code.
 	$(VENV)/bin/ruff format $(PY_SOURCES)

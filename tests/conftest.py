@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from kopf.testing import KopfRunner
 from kubernetes import client, config
-from surge_testbed.env import read_env
 
+from surge_testbed.env import read_env
 from tests.support.wait import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,6 +14,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from bench.scale import cluster, procstat, report, runner
+
 from surge_testbed.env import read_env
 
 REPO = cluster.REPO

@@ -14,11 +14,11 @@ from typing import Any
 import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+
+from surge.kube import MERGE_PATCH, api_client, request
 from surge_testbed import workloads
 from surge_testbed.env import TestbedEnv
 from surge_testbed.wait import wait_until
-
-from surge.kube import MERGE_PATCH, api_client, request
 
 REPO = Path(__file__).resolve().parents[2]
 CRDS = (

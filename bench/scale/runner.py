@@ -22,6 +22,7 @@ from typing import Any
 
 from bench.scale import cluster, procstat, promtext
 from bench.scale.cluster import Admin
+
 from surge_testbed.wait import StopWaitingError, wait_until
 
 log = logging.getLogger("bench.scale")

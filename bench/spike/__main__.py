@@ -30,6 +30,7 @@ from bench.spike import overlay, report, runner, stats
 from bench.spike.cluster import REPO, Admin, versions
 from surge_loadgen import trace as traces
 from surge_loadgen.timeline import Sample, read_csv
+
 from surge_testbed.env import read_env
 
 log = logging.getLogger("bench.spike")

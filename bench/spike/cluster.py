@@ -19,10 +19,10 @@ from typing import Any
 import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from surge_testbed.env import TestbedEnv
-from surge_testbed.wait import StopWaitingError, WaitTimeoutError, wait_until
 
 from surge.kube import api_client, request
+from surge_testbed.env import TestbedEnv
+from surge_testbed.wait import StopWaitingError, WaitTimeoutError, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 # Both CRDs, as `make install`: the operator keeps each policy's decision state in a checkpoint object.

@@ -28,6 +28,7 @@ from surge_loadgen.model import PatchBatcher
 from surge_loadgen.runner import RunResult, write_outputs
 from surge_loadgen.sim import SimPlane, make_api_client
 from surge_loadgen.trace import Trace
+
 from surge_testbed.env import TestbedEnv
 from surge_testbed.wait import wait_until
 

@@ -4,6 +4,7 @@ surge_testbed.workloads) and the tests' own probes."""
 from __future__ import annotations
 
 from kubernetes import client
+
 from surge_testbed.workloads import USAGE_CPU, USAGE_MEMORY, deployment
 
 __all__ = ["USAGE_CPU", "USAGE_MEMORY", "deployment", "ready_pods", "set_usage"]
