@@ -131,7 +131,13 @@ def test_a_policy_sees_only_its_own_namespace_series(
         proc = stack.enter_context(_operator(testbed, proxy, [a, b], tmp_path / "operator.log"))
 
         # A on its own series scales on A's number only (450 -> 5), B on B's (271.8 -> 3).
-        wait_until(lambda: replicas(k8s_api, a, "arena") == 5, timeout=90, what="A's policy to scale to 5")
+        try:
+            wait_until(
+                lambda: replicas(k8s_api, a, "arena") == 5, timeout=90, what="A's policy to scale to 5"
+            )
+        except AssertionError as exc:  # say why: the condition tells a refused query from a slow operator
+            metrics = condition(policy_status(k8s_api, a, "own"), "MetricsAvailable")
+            raise AssertionError(f"{exc}; MetricsAvailable of A's policy: {metrics}") from None
         wait_until(lambda: replicas(k8s_api, b, "arena") == 3, timeout=90, what="B's policy to scale to 3")
 
         # A's policy naming B-only series: no data, never B's number.
