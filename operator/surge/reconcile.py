@@ -400,7 +400,7 @@ async def _observe(
             return MetricError(f"reading pod metrics failed: {type(exc).__name__}: {exc}")
 
     async def readings() -> dict[str, Reading]:
-        got = await asyncio.gather(*(_read(m, s) for m, s in sources))
+        got = await asyncio.gather(*(_read(m, s, ns) for m, s in sources))
         return {name: r for name, r in got if r is not None}
 
     pod_list, pod_usage, template, by_name = await asyncio.gather(
@@ -427,11 +427,11 @@ async def _observe(
     return snapshots, obs
 
 
-async def _read(metric: Any, source: MetricSource | None) -> tuple[str, Reading | None]:
+async def _read(metric: Any, source: MetricSource | None, namespace: str) -> tuple[str, Reading | None]:
     if source is None:
         return metric.name, MetricError(f"no source reads metrics of type {metric.type}")
     try:
-        return metric.name, await source.read(metric)
+        return metric.name, await source.read(metric, namespace)
     except MetricUnavailable as exc:
         return metric.name, MetricError(exc.message)
     except Exception as exc:  # e.g. a query answering a string: this metric failed, the tick goes on

@@ -33,6 +33,7 @@ def build_dependencies(cfg: OperatorConfig) -> Dependencies:
         pool_size=cfg.io_threads,
         allowed_urls=cfg.prometheus_allowed_urls,
         max_response_bytes=cfg.prometheus_max_response_bytes,
+        tenancy=cfg.prometheus_tenancy,
     )
     return Dependencies(
         api=api,

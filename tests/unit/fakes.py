@@ -169,7 +169,7 @@ class FakePrometheus:
     by_pod: dict[str, dict[str, float] | Exception] = field(default_factory=dict)
     at: float = NOW
 
-    async def query(self, query: str, server: str | None = None) -> Sample:
+    async def query(self, query: str, server: str | None = None, namespace: str | None = None) -> Sample:
         answer = self.answers.get(query)
         if answer is None:
             raise MetricUnavailable("FailedGetPrometheusMetric", f"query returned no data: {query}")
@@ -177,7 +177,9 @@ class FakePrometheus:
             raise answer
         return Sample(answer, self.at)
 
-    async def query_by_pod(self, query: str, server: str | None = None) -> dict[str, Sample]:
+    async def query_by_pod(
+        self, query: str, server: str | None = None, namespace: str | None = None
+    ) -> dict[str, Sample]:
         answer = self.by_pod.get(query)
         if answer is None:
             raise MetricUnavailable("FailedGetPrometheusMetric", f"query returned no data: {query}")
