@@ -61,7 +61,9 @@ class RepeatFilter:
         return True
 
 
-def event_body(obj: ObjectRef, type_: str, reason: str, message: str, now: datetime) -> dict[str, object]:
+def event_body(
+    obj: ObjectRef, type_: str, reason: str, message: str, now: datetime, instance: str = COMPONENT
+) -> dict[str, object]:
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
         "apiVersion": "v1",
@@ -79,7 +81,7 @@ def event_body(obj: ObjectRef, type_: str, reason: str, message: str, now: datet
         "type": type_,
         "source": {"component": COMPONENT},
         "reportingComponent": COMPONENT,
-        "reportingInstance": COMPONENT,
+        "reportingInstance": instance[:128],  # which replica acted (the Lease identity)
         "firstTimestamp": stamp,
         "lastTimestamp": stamp,
         "count": 1,
@@ -95,12 +97,14 @@ class EventRecorder:
         *,
         repeat_after: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
+        instance: str = COMPONENT,
     ) -> None:
         self._api = api
         self._repeats = RepeatFilter(repeat_after, clock)
+        self._instance = instance
 
     def _post(self, obj: ObjectRef, type_: str, reason: str, message: str) -> None:
-        body = event_body(obj, type_, reason, message, datetime.now(UTC))
+        body = event_body(obj, type_, reason, message, datetime.now(UTC), self._instance)
         try:
             request(self._api, "POST", f"/api/v1/namespaces/{obj.namespace}/events", body=body)
         except Exception as exc:  # an Event is best effort: never fail a reconcile because of it

@@ -540,6 +540,7 @@ async def _rescale(
             return await _rescale_failed(tick, decision, _failure(exc, reasons.FAILED_RESCALE))
     except Exception as exc:
         return await _rescale_failed(tick, decision, _failure(exc, reasons.FAILED_RESCALE))
+    log.info("scaled %s from %d to %d", target.ref, decision.from_replicas, decision.to_replicas)
     await tick.event(
         "Normal",
         reasons.SUCCESSFUL_RESCALE,

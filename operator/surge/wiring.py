@@ -9,6 +9,7 @@ from surge.config import OperatorConfig
 from surge.decision.model import EngineSettings
 from surge.events import EventRecorder
 from surge.kube import api_client
+from surge.leader import default_identity
 from surge.metrics.pods import PodSource
 from surge.metrics.prometheus import PrometheusSource
 from surge.metrics.registry import build_registry
@@ -44,6 +45,8 @@ def build_dependencies(cfg: OperatorConfig) -> Dependencies:
         actuator=KubeActuator(api),
         templates=KubeTemplateReader(api),
         status=PolicyStore(api),
-        events=EventRecorder(api, repeat_after=cfg.event_repeat_seconds),
+        events=EventRecorder(
+            api, repeat_after=cfg.event_repeat_seconds, instance=cfg.identity or default_identity()
+        ),
         settings=engine_settings(cfg),
     )
