@@ -19,6 +19,7 @@ the session's `crd` fixture, because a custom resource needs its type to exist e
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import re
 import shlex
@@ -36,6 +37,8 @@ from kubernetes import config
 from surge_game import vocabulary as v
 from surge_loadgen.real import Fleet, PodDiscovery, parse_k8s_target
 
+from surge.kube import request
+from surge.leader import KubeLeaseApi, LeaderElector
 from tests.conftest import Testbed
 from tests.support.wait import wait_until
 
@@ -261,6 +264,44 @@ def test_operator_wiring(rendered: Rendered) -> None:
     # Its /metrics is on the port Prometheus scrapes.
     assert int(_arg_value(args, "--metrics-port")) == _named_port(manager, "metrics")
     assert op["spec"]["template"]["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+
+
+def test_operator_runs_two_replicas_with_one_active(rendered: Rendered) -> None:
+    op = rendered.get("Deployment", "surge-controller-manager", "surge-system")
+    spec = op["spec"]
+    manager = _container(op, "manager")
+    env = {e["name"]: e for e in manager.get("env") or []}
+    assert spec["replicas"] == 2
+    # Leader election on, by flag or environment (an overlay's args patch replaces the whole list).
+    assert "--leader-elect" in manager["args"] or env["SURGE_LEADER_ELECTION"]["value"] == "true"
+    # The Lease lives in the pod's own namespace, which the pod learns from the downward API.
+    assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    # A rollout never has fewer than two pods; the old leader releases the Lease on SIGTERM.
+    assert spec["strategy"]["type"] == "RollingUpdate"
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    # A drain takes one replica at a time.
+    pdb = rendered.get("PodDisruptionBudget", "surge-controller-manager", "surge-system")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert (
+        pdb["spec"]["selector"]["matchLabels"].items() <= op["spec"]["template"]["metadata"]["labels"].items()
+    )
+    # Memory from the measured start-up peak at 1,000 new policies (~524 MB): limit above it.
+    resources = manager["resources"]
+    assert (resources["requests"]["memory"], resources["limits"]["memory"]) == ("256Mi", "768Mi")
+    # The Lease's Role is namespaced (the operator's namespace), bound to the operator's service account.
+    role = rendered.get("Role", "surge-leader-election-role", "surge-system")
+    assert {(tuple(r["resources"]), tuple(r["verbs"])) for r in role["rules"]} == {
+        (("leases",), ("get", "update")),
+        (("leases",), ("create",)),
+    }
+    binding = rendered.get("RoleBinding", "surge-leader-election-rolebinding", "surge-system")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "surge-leader-election-role",
+    }
+    sa = op["spec"]["template"]["spec"]["serviceAccountName"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": "surge-system"}]
 
 
 def test_metrics_server_wiring(rendered: Rendered) -> None:
@@ -520,6 +561,23 @@ def _can_i(testbed: Testbed, who: str, verb: str, resource: str, namespace: str)
     return answer.strip() == "yes"
 
 
+def _elect_and_release(api: Any, namespace: str) -> None:
+    """One elector with the operator's real Lease name: it must create, renew and release it."""
+
+    async def main() -> None:
+        elector = LeaderElector(KubeLeaseApi(api, namespace, "surge-operator"), "rbac-check")
+        stop = asyncio.Event()
+        task = asyncio.create_task(elector.run(stop))
+        async with asyncio.timeout(10):
+            await elector.wait_until_leader()
+        stop.set()
+        await task
+
+    asyncio.run(main())
+    lease = request(api, "GET", f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/surge-operator")
+    assert lease["spec"]["holderIdentity"] == "", "the elector could not release its Lease"
+
+
 def test_namespaced_rbac_is_enough_and_no_more(
     testbed: Testbed, rendered: Rendered, fresh_namespaces: dict[str, str]
 ) -> None:
@@ -547,6 +605,23 @@ def test_namespaced_rbac_is_enough_and_no_more(
         ("patch", "pods", m["games"]),
     ]:
         assert not _can_i(testbed, loadgen, verb, resource, ns), f"loadgen may {verb} {resource} in {ns}"
+    # The operator's Lease: get/update of its own Lease and create, in its own namespace; nothing more.
+    operator = f"system:serviceaccount:{m['surge-system']}:surge-controller-manager"
+    for verb in ("get", "update", "create"):
+        assert _can_i(testbed, operator, verb, "leases.coordination.k8s.io/surge-operator", m["surge-system"])
+    for verb, resource, ns in [
+        ("update", "leases.coordination.k8s.io/other", m["surge-system"]),
+        ("delete", "leases.coordination.k8s.io/surge-operator", m["surge-system"]),
+        ("patch", "leases.coordination.k8s.io/surge-operator", m["surge-system"]),
+        ("list", "leases.coordination.k8s.io", m["surge-system"]),
+        ("create", "leases.coordination.k8s.io", m["games"]),
+        ("get", "leases.coordination.k8s.io/surge-operator", "kube-system"),
+    ]:
+        assert not _can_i(testbed, operator, verb, resource, ns), f"operator may {verb} {resource} in {ns}"
+    # ...and with exactly those rights the elector acquires and releases it (as the service account).
+    as_operator = config.new_client_from_config(config_file=str(testbed.kubeconfig))  # type: ignore[no-untyped-call]
+    as_operator.set_default_header("Impersonate-User", operator)
+    _elect_and_release(as_operator, m["surge-system"])
     for ns in (m["games"], m["surge-system"]):
         assert _can_i(testbed, prometheus, "list", "pods", ns)
         assert _can_i(testbed, prometheus, "watch", "pods", ns)
