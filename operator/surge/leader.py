@@ -32,6 +32,7 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from surge.config import OperatorConfig
 from surge.kube import request
 
 log = logging.getLogger(__name__)
@@ -191,6 +192,27 @@ class KubeLeaseApi:
         return lease_from_json(await self._call("PUT", f"{self._collection}/{self._name}", body))
 
 
+def elector_from_config(
+    cfg: OperatorConfig, api: client.ApiClient, *, on_change: Callable[[bool], None] | None = None
+) -> LeaderElector:
+    """The elector `surge run --leader-elect` uses: the Lease in the pod's namespace (else "default")."""
+    lease_api = KubeLeaseApi(
+        api,
+        cfg.lease_namespace or "default",
+        cfg.lease_name,
+        # Below the renew deadline, so one hung request cannot hold the Lease client's thread past it.
+        timeout=min(5.0, cfg.renew_deadline / 2),
+    )
+    return LeaderElector(
+        lease_api,
+        cfg.identity or default_identity(),
+        lease_duration=cfg.lease_duration,
+        renew_deadline=cfg.renew_deadline,
+        retry_period=cfg.retry_period,
+        on_change=on_change,
+    )
+
+
 def default_identity() -> str:
     """hostname (the pod's name in a cluster) and pid: unique per replica, stable across nothing else."""
     return f"{socket.gethostname()}_{os.getpid()}"
@@ -243,6 +265,9 @@ class LeaderElector:
         self._not_leading = asyncio.Event()
         self._not_leading.set()
         self._last_error = ""
+
+    def __repr__(self) -> str:
+        return f"LeaderElector({self.identity} on {self._api!r})"
 
     # -- what the rest of the operator asks -----------------------------------------------------------------
     def is_leader(self) -> bool:

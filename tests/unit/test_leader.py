@@ -12,14 +12,16 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kubernetes import client
 
+from surge.config import OperatorConfig
 from surge.leader import (
     LeaderElector,
     Lease,
@@ -27,6 +29,8 @@ from surge.leader import (
     LeaseConflictError,
     LeaseGoneError,
     LeaseRecord,
+    default_identity,
+    elector_from_config,
     lease_from_json,
     lease_to_json,
 )
@@ -489,6 +493,17 @@ def test_durations_must_leave_room_between_renew_deadline_and_lease(
         LeaderElector(api, "a", lease_duration=lease, renew_deadline=renew, retry_period=retry)
     with pytest.raises(ValueError, match="identity"):
         LeaderElector(api, "")
+
+
+def test_the_elector_of_surge_run_follows_the_operator_config() -> None:
+    cfg = OperatorConfig(leader_election=True, lease_name="l", lease_duration=30, renew_deadline=20)
+    elector = elector_from_config(cfg, client.ApiClient(client.Configuration()))
+    assert repr(elector).endswith("on Lease default/l)")  # no POD_NAMESPACE: the "default" namespace
+    assert (elector.lease_duration, elector.renew_deadline, elector.retry_period) == (30, 20, 2)
+    assert elector.identity == default_identity()
+    named = replace(cfg, lease_namespace="surge-system", identity="pod-a")
+    elector = elector_from_config(named, client.ApiClient(client.Configuration()))
+    assert repr(elector) == "LeaderElector(pod-a on Lease surge-system/l)"
 
 
 # --- the JSON of a Lease ------------------------------------------------------------------------------------
