@@ -302,7 +302,8 @@ class LeaderElector:
         """Acquire, then renew until leadership is lost (then acquire again), until `stop` is set.
 
         On `stop` a holder releases the Lease so a standby takes over at once. Cancelling the task instead
-        releases nothing (as a killed process would): the Lease then expires on its own.
+        releases nothing (as a killed process would): `is_leader()` turns false at the renew deadline and
+        the Lease expires on its own, so a standby waits 15-23 s instead of 2-4 s. Prefer `stop`.
         """
         log.info("leader election: %s competing for %r", self.identity, self._api)
         while not stop.is_set():
