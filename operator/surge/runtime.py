@@ -51,8 +51,9 @@ class ElectedLeadership:
     async def close(self, grace: float = 5.0) -> None:
         self._stop.set()
         try:
-            await asyncio.wait_for(self._task, grace)
-        except (TimeoutError, asyncio.CancelledError):
+            async with asyncio.timeout(grace):  # not wait_for: on 3.11 it can swallow a cancellation
+                await asyncio.shield(self._task)
+        except TimeoutError:
             log.warning("leader election did not stop within %.0f s; the Lease will expire on its own", grace)
 
 

@@ -437,6 +437,9 @@ def test_default_kustomization_renders_a_locked_down_operator(testbed: conftest.
         ("ServiceAccount", "surge-controller-manager"),
         ("ClusterRole", "surge-manager-role"),
         ("ClusterRoleBinding", "surge-manager-rolebinding"),
+        ("Role", "surge-leader-election-role"),  # the Lease, in the operator's namespace only
+        ("RoleBinding", "surge-leader-election-rolebinding"),
+        ("PodDisruptionBudget", "surge-controller-manager"),
         ("Deployment", "surge-controller-manager"),
     }
     binding = by_kind[("ClusterRoleBinding", "surge-manager-rolebinding")]
