@@ -25,7 +25,16 @@ from surge.actuation.scale import ScaleConflict
 from surge.actuation.target import ResolvedTarget, ScaleState, TargetError, TargetRef
 from surge.api import conditions as cond
 from surge.api import reasons
-from surge.api.spec import MetricType, Mode, PolicySpec, SpecError, UpdateMode, parse_policy_spec
+from surge.api.spec import (
+    MetricSpec,
+    MetricType,
+    Mode,
+    PodsMetricSpec,
+    PolicySpec,
+    SpecError,
+    UpdateMode,
+    parse_policy_spec,
+)
 from surge.api.status import MAX_TEXT, LastDecision, build_status, clip, status_patch
 from surge.decision.actuation_plan import ActuationPlan, PodView, plan_actuation
 from surge.decision.model import ContainerResources as TemplateContainer
@@ -412,7 +421,7 @@ async def _observe(
     if isinstance(pod_list, MetricError):
         # A per-pod metric without the pod list cannot apply HPA's missing/unready rules either.
         for metric, _ in sources:
-            if metric.type is MetricType.PODS:
+            if isinstance(metric, PodsMetricSpec):
                 by_name[metric.name] = pod_list
     containers = template or (snapshots[0].containers if snapshots else ())
     obs = Observation(
@@ -427,7 +436,9 @@ async def _observe(
     return snapshots, obs
 
 
-async def _read(metric: Any, source: MetricSource | None, namespace: str) -> tuple[str, Reading | None]:
+async def _read(
+    metric: MetricSpec, source: MetricSource | None, namespace: str
+) -> tuple[str, Reading | None]:
     if source is None:
         return metric.name, MetricError(f"no source reads metrics of type {metric.type}")
     try:

@@ -11,14 +11,18 @@ from hypothesis import strategies as st
 
 from surge.api.spec import (
     BufferMetric,
+    BufferMetricSpec,
     BufferSize,
     MetricSpec,
     MetricTarget,
     MetricTargetType,
     MetricType,
     PodsMetric,
+    PodsMetricSpec,
     PrometheusMetric,
+    PrometheusMetricSpec,
     ResourceMetric,
+    ResourceMetricSpec,
     Tolerance,
 )
 from surge.decision.horizontal import MAX_REPLICAS, MetricCalcError, is_within_tolerance, propose
@@ -30,13 +34,11 @@ AVG = MetricTargetType.AVERAGE_VALUE
 
 def cpu(utilization: int = 50) -> MetricSpec:
     target = MetricTarget(MetricTargetType.UTILIZATION, average_utilization=utilization)
-    return MetricSpec(MetricType.RESOURCE, "cpu", resource=ResourceMetric("cpu", target))
+    return ResourceMetricSpec("cpu", ResourceMetric("cpu", target))
 
 
 def cpu_average(cores: float = 0.5) -> MetricSpec:
-    return MetricSpec(
-        MetricType.RESOURCE, "cpu", resource=ResourceMetric("cpu", MetricTarget(AVG, average_value=cores))
-    )
+    return ResourceMetricSpec("cpu", ResourceMetric("cpu", MetricTarget(AVG, average_value=cores)))
 
 
 def prom(average: float | None = None, value: float | None = None) -> MetricSpec:
@@ -45,20 +47,16 @@ def prom(average: float | None = None, value: float | None = None) -> MetricSpec
         if average is not None
         else MetricTarget(MetricTargetType.VALUE, value=value)
     )
-    return MetricSpec(MetricType.PROMETHEUS, "prometheus-0", prometheus=PrometheusMetric("q", target))
+    return PrometheusMetricSpec("prometheus-0", PrometheusMetric("q", target))
 
 
 def per_pod(average: float = 10.0) -> MetricSpec:
-    return MetricSpec(
-        MetricType.PODS, "pods-0", pods=PodsMetric("q", MetricTarget(AVG, average_value=average))
-    )
+    return PodsMetricSpec("pods-0", PodsMetric("q", MetricTarget(AVG, average_value=average)))
 
 
 def buffer(capacity: float = 100.0, size: BufferSize | None = None) -> MetricSpec:
-    return MetricSpec(
-        MetricType.BUFFER,
-        "buffer-0",
-        buffer=BufferMetric("u", size or BufferSize(absolute=0), capacity_per_replica=capacity),
+    return BufferMetricSpec(
+        "buffer-0", BufferMetric("u", size or BufferSize(absolute=0), capacity_per_replica=capacity)
     )
 
 
@@ -244,7 +242,9 @@ def test_propose_never_raises_and_stays_in_int32(
     obs = Observation(
         current_replicas=current,
         pods=pods(n),
-        pod_metrics={f"p{i}": usage(cpu=v) for i, v in enumerate(values)} if metric.resource else None,
+        pod_metrics={f"p{i}": usage(cpu=v) for i, v in enumerate(values)}
+        if isinstance(metric, ResourceMetricSpec)
+        else None,
         readings={
             "pods-0": PodsReading({f"p{i}": v for i, v in enumerate(values)}),
             "prometheus-0": ScalarReading(values[0]),

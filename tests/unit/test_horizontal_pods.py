@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from surge.api.spec import MetricSpec, MetricTarget, MetricTargetType, MetricType, PodsMetric, Tolerance
+from surge.api.spec import MetricTarget, MetricTargetType, MetricType, PodsMetric, PodsMetricSpec, Tolerance
 from surge.decision.horizontal import MetricCalcError, pods_average_value_replicas, propose
 from surge.decision.model import MetricError, Observation, PodInfo, PodsReading, ScalarReading
 from tests.unit.builders import NOW, pod, pods
@@ -23,9 +23,8 @@ TOL = Tolerance()
 TARGET = 10.0
 
 
-def pods_metric(target: float = TARGET) -> MetricSpec:
-    return MetricSpec(
-        MetricType.PODS,
+def pods_metric(target: float = TARGET) -> PodsMetricSpec:
+    return PodsMetricSpec(
         name="pods-0",
         pods=PodsMetric(
             query="sum by (pod) (q)",

@@ -11,13 +11,16 @@ import pytest
 
 from surge.api.spec import (
     BufferMetric,
+    BufferMetricSpec,
     BufferSize,
     MetricSpec,
     MetricTarget,
     MetricTargetType,
     MetricType,
     PodsMetric,
+    PodsMetricSpec,
     PrometheusMetric,
+    PrometheusMetricSpec,
 )
 from surge.decision.model import BufferReading, MetricError, PodsReading, ScalarReading
 from surge.metrics.prom_tenancy import PARAM, Tenancy
@@ -108,13 +111,11 @@ def test_every_prometheus_backed_source_passes_the_policy_namespace() -> None:
     vector = prometheus_vector(({"pod": "p0"}, "3"))
     with answer_server(lambda _path: Answer(body=vector)) as server:
         registry = build_registry(PrometheusSource(server.url, tenancy="namespace"))
-        metrics = [
-            MetricSpec(MetricType.PROMETHEUS, "p", prometheus=PrometheusMetric("sum(x)", AVG)),
-            MetricSpec(MetricType.PODS, "q", pods=PodsMetric("sum by (pod) (x)", AVG)),
-            MetricSpec(
-                MetricType.BUFFER,
-                "b",
-                buffer=BufferMetric("sum(used)", BufferSize(absolute=5.0), capacity_query="sum(cap)"),
+        metrics: list[MetricSpec] = [
+            PrometheusMetricSpec("p", PrometheusMetric("sum(x)", AVG)),
+            PodsMetricSpec("q", PodsMetric("sum by (pod) (x)", AVG)),
+            BufferMetricSpec(
+                "b", BufferMetric("sum(used)", BufferSize(absolute=5.0), capacity_query="sum(cap)")
             ),
         ]
 
@@ -134,7 +135,7 @@ def test_every_prometheus_backed_source_passes_the_policy_namespace() -> None:
 def test_a_source_without_the_namespace_gets_an_error_reading_not_data() -> None:
     with answer_server(lambda _path: ONE) as server:
         registry = build_registry(PrometheusSource(server.url, tenancy="namespace"))
-        metric = MetricSpec(MetricType.PROMETHEUS, "p", prometheus=PrometheusMetric("sum(x)", AVG))
+        metric = PrometheusMetricSpec("p", PrometheusMetric("sum(x)", AVG))
         reading = run(lambda: registry[MetricType.PROMETHEUS].read(metric))
     assert isinstance(reading, MetricError)
     assert "tenancy mode" in reading.message

@@ -14,7 +14,9 @@ from surge.api.spec import (
     MetricTargetType,
     MetricType,
     PodsMetric,
+    PodsMetricSpec,
     PrometheusMetric,
+    PrometheusMetricSpec,
 )
 from surge.decision.model import MetricError, PodsReading, ScalarReading
 from surge.metrics.registry import SOURCES, build_registry
@@ -41,7 +43,7 @@ def test_the_reasons_of_conditions_and_events_are_hpa_words() -> None:
 def test_pods_source_reads_one_value_per_pod_and_needs_the_pods() -> None:
     prom = FakePrometheus(by_pod={"avg(players) by (pod)": {"p0": 12.0, "p1": 8.0}})
     source = build_registry(prom)[MetricType.PODS]
-    metric = MetricSpec(MetricType.PODS, "pods-0", pods=PodsMetric("avg(players) by (pod)", AVG))
+    metric = PodsMetricSpec("pods-0", PodsMetric("avg(players) by (pod)", AVG))
     assert source.needs.pods
     assert not source.needs.pod_metrics
     assert asyncio.run(source.read(metric)) == PodsReading({"p0": 12.0, "p1": 8.0})
@@ -51,11 +53,10 @@ def test_pods_source_reads_one_value_per_pod_and_needs_the_pods() -> None:
 def test_an_unavailable_query_is_a_metric_error_reading(metric_type: MetricType) -> None:
     down = MetricUnavailable("FailedGetPrometheusMetric", "Prometheus at http://127.0.0.1:9 unreachable")
     prom = FakePrometheus(answers={"q": down}, by_pod={"q": down})
-    metric = MetricSpec(
-        metric_type,
-        "m",
-        pods=PodsMetric("q", AVG) if metric_type is MetricType.PODS else None,
-        prometheus=PrometheusMetric("q", AVG) if metric_type is MetricType.PROMETHEUS else None,
+    metric: MetricSpec = (
+        PodsMetricSpec("m", PodsMetric("q", AVG))
+        if metric_type is MetricType.PODS
+        else PrometheusMetricSpec("m", PrometheusMetric("q", AVG))
     )
     reading = asyncio.run(build_registry(prom)[metric_type].read(metric))
     assert reading == MetricError(down.message)
@@ -63,7 +64,7 @@ def test_an_unavailable_query_is_a_metric_error_reading(metric_type: MetricType)
 
 def test_prometheus_source_reads_one_number() -> None:
     prom = FakePrometheus(answers={"sum(players)": 42.0})
-    metric = MetricSpec(MetricType.PROMETHEUS, "p", prometheus=PrometheusMetric("sum(players)", AVG))
+    metric = PrometheusMetricSpec("p", PrometheusMetric("sum(players)", AVG))
     assert asyncio.run(build_registry(prom)[MetricType.PROMETHEUS].read(metric)) == ScalarReading(42.0)
 
 

@@ -1,16 +1,21 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
 from surge.api.spec import (
+    BufferMetricSpec,
     ContainerPolicyMode,
     ControlledValues,
+    MetricSpec,
     MetricTargetType,
     MetricType,
     Mode,
+    PodsMetricSpec,
+    PrometheusMetricSpec,
+    ResourceMetricSpec,
     Saturation,
     ScalingPolicy,
     ScalingPolicyType,
@@ -94,15 +99,16 @@ def test_full_spec_parses() -> None:
         MetricType.RESOURCE,
     ]
     assert [m.name for m in hor.metrics] == ["cpu", "prometheus-1", "buffer-2", "arena/memory"]
-    assert hor.metrics[0].resource is not None
-    assert hor.metrics[0].resource.target.average_utilization == 60
-    assert hor.metrics[1].prometheus is not None
-    assert hor.metrics[1].prometheus.target.average_value == 80
-    assert hor.metrics[2].buffer is not None
-    assert hor.metrics[2].buffer.size.percent == 25
-    assert hor.metrics[2].buffer.capacity_per_replica == 100
-    assert hor.metrics[3].resource is not None
-    assert hor.metrics[3].resource.target.average_value == 2**30
+    cpu, prom, buf, memory = hor.metrics
+    assert isinstance(cpu, ResourceMetricSpec)
+    assert cpu.resource.target.average_utilization == 60
+    assert isinstance(prom, PrometheusMetricSpec)
+    assert prom.prometheus.target.average_value == 80
+    assert isinstance(buf, BufferMetricSpec)
+    assert buf.buffer.size.percent == 25
+    assert buf.buffer.capacity_per_replica == 100
+    assert isinstance(memory, ResourceMetricSpec)
+    assert memory.resource.target.average_value == 2**30
     assert hor.tolerance.scale_up == 0.05
     # scaleDown given partially: its policies replace the default; scaleUp stays at the HPA default.
     assert hor.behavior.scale_down.stabilization_window_seconds == 60
@@ -398,10 +404,40 @@ def test_spec_error_is_value_error_with_path() -> None:
     assert info.value.path == "spec.horizontal"
 
 
+def test_metric_spec_has_one_member_class_per_metric_type() -> None:
+    members = get_args(MetricSpec)
+    assert sorted(m.type for m in members) == sorted(MetricType)
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ({"type": "Resource", "resource": FULL["horizontal"]["metrics"][0]["resource"]}, ResourceMetricSpec),
+        (
+            {"type": "Prometheus", "prometheus": FULL["horizontal"]["metrics"][1]["prometheus"]},
+            PrometheusMetricSpec,
+        ),
+        ({"type": "Buffer", "buffer": FULL["horizontal"]["metrics"][2]["buffer"]}, BufferMetricSpec),
+        (
+            {"type": "Pods", "pods": {"query": "q", "target": {"type": "AverageValue", "averageValue": "5"}}},
+            PodsMetricSpec,
+        ),
+    ],
+    ids=["Resource", "Prometheus", "Buffer", "Pods"],
+)
+def test_each_metric_type_parses_into_its_own_class(entry: dict[str, Any], expected: type) -> None:
+    raw = _with("horizontal.metrics", [entry])
+    (metric,) = parse_policy_spec(raw).horizontal.metrics  # type: ignore[union-attr]
+    assert type(metric) is expected
+    assert metric.type == entry["type"]
+    assert metric.name in ("cpu", f"{entry['type'].lower()}-0")
+
+
 def test_buffer_absolute_size_and_capacity_query() -> None:
     raw = _with("horizontal.metrics.2.buffer", {"usedQuery": "u", "capacityQuery": "c", "size": "50"})
-    buf = parse_policy_spec(raw).horizontal.metrics[2].buffer  # type: ignore[union-attr]
-    assert buf is not None
+    metric = parse_policy_spec(raw).horizontal.metrics[2]  # type: ignore[union-attr]
+    assert isinstance(metric, BufferMetricSpec)
+    buf = metric.buffer
     assert buf.size.absolute == 50
     assert buf.capacity_query == "c"
     assert buf.capacity_per_replica is None
@@ -413,7 +449,9 @@ def test_value_target_and_unbounded_tolerance() -> None:
     raw["horizontal"]["tolerance"] = {"scaleUp": 0.2, "scaleDown": 5}  # HPA parity: no upper bound
     parsed = parse_policy_spec(raw).horizontal
     assert parsed is not None
-    target = parsed.metrics[1].prometheus.target  # type: ignore[union-attr]
+    metric = parsed.metrics[1]
+    assert isinstance(metric, PrometheusMetricSpec)
+    target = metric.prometheus.target
     assert (target.type, target.value) == (MetricTargetType.VALUE, 1000)
     assert (parsed.tolerance.scale_up, parsed.tolerance.scale_down) == (0.2, 5.0)
 

@@ -12,10 +12,10 @@ Quantities are stored as floats in base units: CPU in cores, memory in bytes, du
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar, Literal, TypeAlias
 from urllib.parse import urlparse
 
 from surge.api._fields import (
@@ -35,6 +35,7 @@ from surge.api._fields import (
 __all__ = [
     "Behavior",
     "BufferMetric",
+    "BufferMetricSpec",
     "BufferSize",
     "ContainerPolicy",
     "ContainerPolicyMode",
@@ -48,11 +49,14 @@ __all__ = [
     "MetricType",
     "Mode",
     "PodsMetric",
+    "PodsMetricSpec",
     "PolicySpec",
     "Predictive",
     "PrometheusMetric",
+    "PrometheusMetricSpec",
     "ResourceAmounts",
     "ResourceMetric",
+    "ResourceMetricSpec",
     "Saturation",
     "ScaleTargetRef",
     "ScalingPolicy",
@@ -202,16 +206,40 @@ class BufferMetric:
     capacity_query: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class MetricSpec:
-    """One entry of ``spec.horizontal.metrics``; exactly the member named by ``type`` is set."""
+# One entry of ``spec.horizontal.metrics``: one frozen dataclass per metric type, each with ``name`` (the
+# stable display name in status.currentMetrics: "cpu", "arena/memory", "prometheus-1") and its own member.
+# ``type`` is a class-level tag; consumers dispatch with ``match``/``isinstance`` and ``assert_never``.
 
-    type: MetricType
-    name: str  # stable display name for status.currentMetrics: "cpu", "arena/memory", "prometheus-1"
-    resource: ResourceMetric | None = None
-    prometheus: PrometheusMetric | None = None
-    buffer: BufferMetric | None = None
-    pods: PodsMetric | None = None
+
+@dataclass(frozen=True, slots=True)
+class ResourceMetricSpec:
+    name: str
+    resource: ResourceMetric
+    type: ClassVar[Literal[MetricType.RESOURCE]] = MetricType.RESOURCE
+
+
+@dataclass(frozen=True, slots=True)
+class PrometheusMetricSpec:
+    name: str
+    prometheus: PrometheusMetric
+    type: ClassVar[Literal[MetricType.PROMETHEUS]] = MetricType.PROMETHEUS
+
+
+@dataclass(frozen=True, slots=True)
+class BufferMetricSpec:
+    name: str
+    buffer: BufferMetric
+    type: ClassVar[Literal[MetricType.BUFFER]] = MetricType.BUFFER
+
+
+@dataclass(frozen=True, slots=True)
+class PodsMetricSpec:
+    name: str
+    pods: PodsMetric
+    type: ClassVar[Literal[MetricType.PODS]] = MetricType.PODS
+
+
+MetricSpec: TypeAlias = ResourceMetricSpec | PrometheusMetricSpec | BufferMetricSpec | PodsMetricSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -527,11 +555,22 @@ def _parse_buffer(raw: Any, path: str) -> BufferMetric:
     )
 
 
-_MEMBERS = {
-    MetricType.RESOURCE: "resource",
-    MetricType.PROMETHEUS: "prometheus",
-    MetricType.BUFFER: "buffer",
-    MetricType.PODS: "pods",
+def _resource_metric(raw: Any, path: str, index: int) -> ResourceMetricSpec:
+    resource = _parse_resource(raw, path)
+    name = f"{resource.container}/{resource.name}" if resource.container else resource.name
+    return ResourceMetricSpec(name, resource)
+
+
+# One line per metric type: its member in the metric entry, and how to build its spec from that member
+# (raw member, its path, the entry's index).
+_METRIC_KINDS: dict[MetricType, tuple[str, Callable[[Any, str, int], MetricSpec]]] = {
+    MetricType.RESOURCE: ("resource", _resource_metric),
+    MetricType.PROMETHEUS: (
+        "prometheus",
+        lambda r, p, i: PrometheusMetricSpec(f"prometheus-{i}", _parse_prometheus(r, p)),
+    ),
+    MetricType.BUFFER: ("buffer", lambda r, p, i: BufferMetricSpec(f"buffer-{i}", _parse_buffer(r, p))),
+    MetricType.PODS: ("pods", lambda r, p, i: PodsMetricSpec(f"pods-{i}", _parse_pods(r, p))),
 }
 # Metrics measured on the target's pods: with zero pods there is nothing to measure (no scale to zero).
 _POD_MEASURED = (MetricType.RESOURCE, MetricType.PODS)
@@ -551,24 +590,13 @@ def _parse_metric(raw: Any, path: str, index: int) -> MetricSpec:
                 "HPA's External, Object and ContainerResource metrics are not supported: type must be one of "
                 "Resource, Prometheus, Buffer or Pods",
             )
-    member = _MEMBERS[kind]
-    for other in _MEMBERS.values():
+    member, build = _METRIC_KINDS[kind]
+    for other, _ in _METRIC_KINDS.values():
         if other != member and entry.get(other) is not None:
             raise SpecError(f"{path}.{other}", f"must not be set when type is {kind.value}")
     if entry.get(member) is None:
         raise SpecError(f"{path}.{member}", f"is required when type is {kind.value}")
-    member_path = f"{path}.{member}"
-    if kind is MetricType.RESOURCE:
-        resource = _parse_resource(entry[member], member_path)
-        name = f"{resource.container}/{resource.name}" if resource.container else resource.name
-        return MetricSpec(kind, name=name, resource=resource)
-    if kind is MetricType.PROMETHEUS:
-        return MetricSpec(
-            kind, name=f"prometheus-{index}", prometheus=_parse_prometheus(entry[member], member_path)
-        )
-    if kind is MetricType.PODS:
-        return MetricSpec(kind, name=f"pods-{index}", pods=_parse_pods(entry[member], member_path))
-    return MetricSpec(kind, name=f"buffer-{index}", buffer=_parse_buffer(entry[member], member_path))
+    return build(entry[member], f"{path}.{member}", index)
 
 
 def _parse_rules(raw: Any, path: str, defaults: ScalingRules) -> ScalingRules:

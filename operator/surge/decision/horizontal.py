@@ -12,9 +12,25 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import assert_never
 
 from surge.api.quantity import format_cpu, format_memory, format_quantity
-from surge.api.spec import BufferSize, MetricSpec, MetricTargetType, MetricType, Saturation, Tolerance
+from surge.api.spec import (
+    BufferMetric,
+    BufferMetricSpec,
+    BufferSize,
+    MetricSpec,
+    MetricTargetType,
+    MetricType,
+    PodsMetric,
+    PodsMetricSpec,
+    PrometheusMetric,
+    PrometheusMetricSpec,
+    ResourceMetric,
+    ResourceMetricSpec,
+    Saturation,
+    Tolerance,
+)
 from surge.decision.model import (
     BufferReading,
     EngineSettings,
@@ -23,6 +39,7 @@ from surge.decision.model import (
     PodInfo,
     PodsReading,
     PodUsage,
+    Reading,
     ScalarReading,
 )
 
@@ -533,52 +550,74 @@ def _calculate(
     settings: EngineSettings,
 ) -> tuple[ReplicaCalc, str]:
     target_text = _target_text(metric)
-    if metric.resource is not None:
-        return _calculate_resource(metric, obs, now, tolerance, pods, settings), target_text
+    match metric:
+        case ResourceMetricSpec(resource=res):
+            calc = _calculate_resource(res, obs, now, tolerance, pods, settings)
+        case PodsMetricSpec():
+            calc = _calculate_pods(metric, _reading(metric, obs), obs, tolerance, pods)
+        case PrometheusMetricSpec():
+            calc = _calculate_prometheus(metric, _reading(metric, obs), obs, tolerance)
+        case BufferMetricSpec():
+            calc = _calculate_buffer(metric, _reading(metric, obs))
+        case _:
+            assert_never(metric)
+    return calc, target_text
+
+
+def _reading(metric: MetricSpec, obs: Observation) -> Reading:
+    """This metric's reading from the observation; a missing or failed one fails the metric."""
     reading = obs.readings.get(metric.name)
     if reading is None:
         raise MetricCalcError(f"no reading for metric {metric.name}")
     if isinstance(reading, MetricError):
         raise MetricCalcError(reading.message)
-    if metric.pods is not None:
-        if not isinstance(reading, PodsReading):
-            raise MetricCalcError(f"metric {metric.name} expects one value per pod")
-        if metric.pods.target.average_value is None:
-            raise MetricCalcError("a Pods metric needs an AverageValue target")
-        calc = pods_average_value_replicas(
+    return reading
+
+
+def _calculate_pods(
+    metric: PodsMetricSpec, reading: Reading, obs: Observation, tolerance: Tolerance, pods: Sequence[PodInfo]
+) -> ReplicaCalc:
+    if not isinstance(reading, PodsReading):
+        raise MetricCalcError(f"metric {metric.name} expects one value per pod")
+    member = metric.pods
+    if member.target.average_value is None:
+        raise MetricCalcError("a Pods metric needs an AverageValue target")
+    return pods_average_value_replicas(
+        current_replicas=obs.current_replicas,
+        target_average=member.target.average_value,
+        pods=pods,
+        values=reading.values,
+        tolerance=tolerance,
+    )
+
+
+def _calculate_prometheus(
+    metric: PrometheusMetricSpec, reading: Reading, obs: Observation, tolerance: Tolerance
+) -> ReplicaCalc:
+    if not isinstance(reading, ScalarReading):
+        raise MetricCalcError(f"metric {metric.name} expects a scalar reading")
+    if not math.isfinite(reading.value):
+        raise MetricCalcError(f"query returned a non-finite value ({reading.value})")
+    tgt = metric.prometheus.target
+    if tgt.type is MetricTargetType.AVERAGE_VALUE:
+        assert tgt.average_value is not None
+        return prometheus_average_value_replicas(
             current_replicas=obs.current_replicas,
-            target_average=metric.pods.target.average_value,
-            pods=pods,
-            values=reading.values,
+            value=reading.value,
+            target_average=tgt.average_value,
             tolerance=tolerance,
         )
-        return calc, target_text
-    if metric.prometheus is not None:
-        if not isinstance(reading, ScalarReading):
-            raise MetricCalcError(f"metric {metric.name} expects a scalar reading")
-        if not math.isfinite(reading.value):
-            raise MetricCalcError(f"query returned a non-finite value ({reading.value})")
-        tgt = metric.prometheus.target
-        if tgt.type is MetricTargetType.AVERAGE_VALUE:
-            assert tgt.average_value is not None
-            calc = prometheus_average_value_replicas(
-                current_replicas=obs.current_replicas,
-                value=reading.value,
-                target_average=tgt.average_value,
-                tolerance=tolerance,
-            )
-        else:
-            assert tgt.value is not None
-            calc = prometheus_value_replicas(
-                current_replicas=obs.current_replicas,
-                ready_replicas=_ready_count(obs),
-                value=reading.value,
-                target_value=tgt.value,
-                tolerance=tolerance,
-            )
-        return calc, target_text
-    if metric.buffer is None:
-        raise MetricCalcError(f"metric {metric.name} of type {metric.type} has no settings")
+    assert tgt.value is not None
+    return prometheus_value_replicas(
+        current_replicas=obs.current_replicas,
+        ready_replicas=_ready_count(obs),
+        value=reading.value,
+        target_value=tgt.value,
+        tolerance=tolerance,
+    )
+
+
+def _calculate_buffer(metric: BufferMetricSpec, reading: Reading) -> ReplicaCalc:
     if not isinstance(reading, BufferReading):
         raise MetricCalcError(f"metric {metric.name} expects a buffer reading")
     capacity = reading.capacity_per_replica or metric.buffer.capacity_per_replica
@@ -586,21 +625,17 @@ def _calculate(
         raise MetricCalcError("capacity query returned no value")
     if not (math.isfinite(reading.used) and math.isfinite(capacity)):
         raise MetricCalcError("buffer query returned a non-finite value")
-    return buffer_replicas(
-        used=reading.used, size=metric.buffer.size, capacity_per_replica=capacity
-    ), target_text
+    return buffer_replicas(used=reading.used, size=metric.buffer.size, capacity_per_replica=capacity)
 
 
 def _calculate_resource(
-    metric: MetricSpec,
+    res: ResourceMetric,
     obs: Observation,
     now: float,
     tolerance: Tolerance,
     pods: Sequence[PodInfo],
     settings: EngineSettings,
 ) -> ReplicaCalc:
-    res = metric.resource
-    assert res is not None
     if obs.pod_metrics is None:
         raise MetricCalcError("no pod metrics were fetched")
     if isinstance(obs.pod_metrics, MetricError):
@@ -650,34 +685,40 @@ def _target_text(metric: MetricSpec) -> str:
 
 
 def _target_text_unbounded(metric: MetricSpec) -> str:
-    if metric.resource is not None:
-        tgt = metric.resource.target
-        if tgt.type is MetricTargetType.UTILIZATION:
-            return str(tgt.average_utilization)
-        assert tgt.average_value is not None
-        fmt = format_memory if metric.resource.name == "memory" else format_cpu
-        return _bounded(fmt(tgt.average_value), tgt.average_value)
-    if metric.prometheus is not None or metric.pods is not None:
-        member = metric.prometheus or metric.pods
-        assert member is not None
-        tgt = member.target
-        amount = (tgt.average_value if tgt.type is MetricTargetType.AVERAGE_VALUE else tgt.value) or 0.0
-        return _bounded(format_quantity(amount), amount)
-    if metric.buffer is None:
-        return ""
-    size = metric.buffer.size
-    if size.percent is not None:
-        return f"{size.percent:g}%"
-    return _bounded(format_quantity(size.absolute or 0.0), size.absolute or 0.0)
+    match metric:
+        case ResourceMetricSpec(resource=res):
+            tgt = res.target
+            if tgt.type is MetricTargetType.UTILIZATION:
+                return str(tgt.average_utilization)
+            assert tgt.average_value is not None
+            return _bounded(_resource_format(res)(tgt.average_value), tgt.average_value)
+        case (
+            PrometheusMetricSpec(prometheus=PrometheusMetric(target=tgt))
+            | PodsMetricSpec(pods=PodsMetric(target=tgt))
+        ):
+            amount = (tgt.average_value if tgt.type is MetricTargetType.AVERAGE_VALUE else tgt.value) or 0.0
+            return _bounded(format_quantity(amount), amount)
+        case BufferMetricSpec(buffer=BufferMetric(size=size)):
+            if size.percent is not None:
+                return f"{size.percent:g}%"
+            return _bounded(format_quantity(size.absolute or 0.0), size.absolute or 0.0)
+        case _:
+            assert_never(metric)
+
+
+def _resource_format(res: ResourceMetric) -> Callable[[float], str]:
+    return format_memory if res.name == "memory" else format_cpu
 
 
 def _value_text(metric: MetricSpec, value: Fraction) -> str:
     number = _as_float(value)
     if not math.isfinite(number):
         return f"{number}"
-    if metric.resource is not None and metric.resource.target.type is MetricTargetType.AVERAGE_VALUE:
-        fmt = format_memory if metric.resource.name == "memory" else format_cpu
-        return _bounded(fmt(number), number)
+    if (
+        isinstance(metric, ResourceMetricSpec)
+        and metric.resource.target.type is MetricTargetType.AVERAGE_VALUE
+    ):
+        return _bounded(_resource_format(metric.resource)(number), number)
     return _bounded(format_quantity(number), number)
 
 

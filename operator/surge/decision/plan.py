@@ -24,6 +24,7 @@ from surge.api.spec import (
     MetricTargetType,
     PolicySpec,
     ResourceAmounts,
+    ResourceMetricSpec,
     UpdateMode,
     VerticalSpec,
 )
@@ -226,8 +227,10 @@ def _conflicts(horizontal: HorizontalSpec | None, vertical: VerticalSpec | None)
         return ()
     found = []
     for metric in horizontal.metrics:
+        if not isinstance(metric, ResourceMetricSpec):
+            continue
         res = metric.resource
-        if res is None or res.target.type is not MetricTargetType.UTILIZATION:
+        if res.target.type is not MetricTargetType.UTILIZATION:
             continue
         controlled = any(
             p.mode is ContainerPolicyMode.AUTO and res.name in p.controlled_resources

@@ -1,7 +1,8 @@
 """Metric sources behind one registry keyed by MetricType.
 
 A source turns one ``MetricSpec`` into a decision-engine ``Reading``. Adding a metric type is one module
-under ``metrics/sources/`` and one line in ``SOURCES``.
+under ``metrics/sources/`` and one line in ``SOURCES``, besides its spec class in ``surge.api.spec`` and its
+arms in ``surge.decision.horizontal`` (docs/design.md, "Who does what").
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import ClassVar
 
-from surge.api.spec import MetricSpec
+from surge.api.spec import BufferMetricSpec, MetricSpec
 from surge.decision.model import BufferReading, MetricError, Reading
 from surge.metrics.sources.base import Needs, PromQL, confined_to
 from surge.metrics.types import MetricUnavailable, Sample
@@ -26,9 +26,9 @@ class BufferSource:
             return MetricError(exc.message)
 
     async def read(self, metric: MetricSpec, namespace: str | None = None) -> Reading | None:
+        if not isinstance(metric, BufferMetricSpec):
+            return MetricError(f"metric {metric.name} is not a Buffer metric")
         buf = metric.buffer
-        if buf is None:
-            return MetricError(f"metric {metric.name} has no buffer member")
         used, capacity = await asyncio.gather(
             self._query(buf.used_query, namespace), self._query(buf.capacity_query, namespace)
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from surge.api.spec import MetricSpec
+from surge.api.spec import MetricSpec, PodsMetricSpec
 from surge.decision.model import MetricError, PodsReading, Reading
 from surge.metrics.sources.base import Needs, PromQL, confined_to
 from surge.metrics.types import MetricUnavailable
@@ -18,8 +18,8 @@ class PodsSource:
     needs: ClassVar[Needs] = Needs(pods=True)
 
     async def read(self, metric: MetricSpec, namespace: str | None = None) -> Reading | None:
-        if metric.pods is None:
-            return MetricError(f"metric {metric.name} has no pods member")
+        if not isinstance(metric, PodsMetricSpec):
+            return MetricError(f"metric {metric.name} is not a Pods metric")
         try:
             pods = metric.pods
             samples = await self.prom.query_by_pod(pods.query, pods.server_address, **confined_to(namespace))
