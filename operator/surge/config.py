@@ -51,8 +51,10 @@ class OperatorConfig:
     retry_period: float = 2.0
     # Identity of this replica in the Lease (default: hostname + pid).
     identity: str = ""
-    # Decision-state checkpoints: at most one write per policy per this many seconds (0 = never).
-    checkpoint_seconds: float = 30.0
+    # Decision-state checkpoints: periodic writes (histograms, predictive points) at most once per policy per
+    # this many seconds (0 = never); scale actions and scale-down holds are saved at once regardless.
+    # 60 s keeps 1,000 policies at ~17 writes/s (30 s measured 27/s).
+    checkpoint_seconds: float = 60.0
     # "" (off) or "namespace": every query of a policy is sent with its namespace as the value a
     # label-enforcing proxy at prometheus_url (prom-label-proxy -label namespace) confines it to.
     prometheus_tenancy: str = ""

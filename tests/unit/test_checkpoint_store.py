@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import threading
 from typing import Any
 
 import pytest
@@ -188,3 +189,28 @@ def test_a_load_remembers_the_version_so_the_next_save_replaces() -> None:
     api.calls.clear()
     assert run(restarted.save("ns", "arena", UID, STATE, None, NOW + 4))
     assert api.calls == ["replace"]
+
+
+def test_writes_beyond_the_bulkhead_are_skipped_not_queued() -> None:
+    # Checkpoint I/O has threads of its own; when too many writes wait, a save is skipped (the schedule
+    # retries it) instead of queueing, so checkpoints never hold up ticks.
+    release = threading.Event()
+
+    class SlowApi(FakeCheckpointApi):
+        def create(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+            release.wait(5)
+            return super().create(namespace, body)
+
+    api = SlowApi()
+    s = CheckpointStore(api, clock=lambda: NOW, threads=1, max_pending=2)
+
+    async def scenario() -> list[bool]:
+        first = asyncio.ensure_future(s.save("ns", "a", UID, STATE, None, NOW))
+        second = asyncio.ensure_future(s.save("ns", "b", UID, STATE, None, NOW))
+        await asyncio.sleep(0.05)
+        third = await s.save("ns", "c", UID, STATE, None, NOW)  # two pending: skipped at once
+        release.set()
+        return [await first, await second, third]
+
+    assert run(scenario()) == [True, True, False]
+    assert sorted(name for _, name in api.objects) == ["a", "b"]

@@ -12,8 +12,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import urllib3
 from kubernetes import client
@@ -38,6 +39,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 GROUP, VERSION, PLURAL = "autoscaling.surge.dev", "v1alpha1", "autoscalepolicycheckpoints"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -144,10 +146,31 @@ def _resource_version(obj: dict[str, Any]) -> str:
 
 
 class CheckpointStore:
-    def __init__(self, api: CheckpointApi, *, clock: Callable[[], float] = time.time) -> None:
+    """Checkpoint I/O runs on threads of its own (a bulkhead): at 1,000 policies its ~17-33 writes/s shared
+    the ticks' I/O pool and queued every tick's `GET /scale` behind them (p99 tick 10 s, measured). When more
+    than `max_pending` writes wait, a save is skipped (False: the schedule retries it later)."""
+
+    def __init__(
+        self,
+        api: CheckpointApi,
+        *,
+        clock: Callable[[], float] = time.time,
+        threads: int = 2,
+        max_pending: int = 64,
+    ) -> None:
         self._api = api
         self._clock = clock
         self._versions: dict[tuple[str, str], str] = {}  # last resourceVersion seen per checkpoint
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="surge-checkpoint")
+        self._max_pending = max_pending
+        self._pending = 0
+
+    async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        self._pending += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        finally:
+            self._pending -= 1
 
     async def load(
         self,
@@ -166,7 +189,7 @@ class CheckpointStore:
                 on_problem(reason, message)
 
         try:
-            obj = await asyncio.to_thread(self._api.get, namespace, policy_name)
+            obj = await self._run(self._api.get, namespace, policy_name)
         except CheckpointApiError as exc:
             problem(UNREADABLE, f"could not read the checkpoint, starting without it: {exc}")
             return None
@@ -194,8 +217,13 @@ class CheckpointStore:
         spec = encode(state, last_tick, now, policy_uid=policy_uid, generation=generation)
         spec["savedAt"] = _rfc3339(now)
         body = checkpoint_body(namespace, policy_name, policy_uid, spec)
+        if self._pending >= self._max_pending:
+            log.debug(
+                "checkpoint %s/%s not saved now: %d writes pending", namespace, policy_name, self._pending
+            )
+            return False
         try:
-            answer = await asyncio.to_thread(self._write, namespace, policy_name, body)
+            answer = await self._run(self._write, namespace, policy_name, body)
         except (CheckpointApiError, CheckpointConflict, CheckpointMissing) as exc:
             log.warning("checkpoint %s/%s not saved: %s", namespace, policy_name, exc)
             return False
