@@ -440,6 +440,7 @@ def test_default_kustomization_renders_a_locked_down_operator(testbed: conftest.
         ("Role", "surge-leader-election-role"),  # the Lease, in the operator's namespace only
         ("RoleBinding", "surge-leader-election-rolebinding"),
         ("PodDisruptionBudget", "surge-controller-manager"),
+        ("NetworkPolicy", "surge-controller-manager"),
         ("Deployment", "surge-controller-manager"),
     }
     binding = by_kind[("ClusterRoleBinding", "surge-manager-rolebinding")]
@@ -450,6 +451,18 @@ def test_default_kustomization_renders_a_locked_down_operator(testbed: conftest.
     rules = by_kind[("ClusterRole", "surge-manager-role")]["rules"]
     assert not any("*" in r["verbs"] or "*" in r["resources"] for r in rules), "no wildcards"
     assert {"deployments/scale", "statefulsets/scale"} <= {res for r in rules for res in r["resources"]}
+    # Template patch (Recreate modes) is an opt-in (manifests/recreate); the base role only reads workloads.
+    for r in rules:
+        if {"deployments", "statefulsets"} & set(r["resources"]):
+            assert r["verbs"] == ["get"], r
+        assert "update" not in r["verbs"] or r["resources"] == ["autoscalepolicycheckpoints"], r
+    # /metrics on the pod's address (--metrics-bind-address), and only health + metrics let in.
+    manager_pod = by_kind[("Deployment", "surge-controller-manager")]["spec"]["template"]["spec"]
+    args = manager_pod["containers"][0]["args"]
+    assert {"--metrics-port=8081", "--metrics-bind-address=0.0.0.0"} <= set(args)
+    netpol = by_kind[("NetworkPolicy", "surge-controller-manager")]["spec"]
+    assert netpol["policyTypes"] == ["Ingress", "Egress"]
+    assert [{p["port"] for p in rule["ports"]} for rule in netpol["ingress"]] == [{8080, 8081}]
 
     deployment = by_kind[("Deployment", "surge-controller-manager")]
     assert deployment["metadata"]["namespace"] == "surge-system"

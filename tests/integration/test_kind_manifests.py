@@ -436,12 +436,26 @@ def test_images_match_the_dockerfiles(
     rendered: Rendered, dockerfile: str, image: str, entrypoint: str
 ) -> None:
     df = _dockerfile(ROOT / dockerfile)
-    assert df["FROM"] == ["python:3.11-slim"]
+    # Pinned to a Python patch release and a Debian release, never a moving tag.
+    (base,) = df["FROM"]
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", base), base
     assert df["ENTRYPOINT"] == [entrypoint]
     (user,) = df["USER"]
     uid = int(user.split(":")[0])
     assert uid != 0
     assert "dev" not in " ".join(df.get("RUN", [])), "runtime images install no dev extras"
+    if image != "surge-game:dev":  # the game server installs nothing; the others only from their lock
+        installs = [r for r in df.get("RUN", []) if r.startswith("pip install")]
+        assert installs[0].startswith("pip install --require-hashes"), installs
+        assert all("--require-hashes" in r or "--no-deps" in r for r in installs), installs
+        (lock,) = [c.split()[0] for c in df["COPY"] if c.split()[0].endswith(".lock")]
+        assert (ROOT / lock).is_file(), lock
+        assert "--hash=sha256:" in (ROOT / lock).read_text()
+    if image == "surge-loadgen:dev":  # it plots: matplotlib comes from the plots extra
+        assert "[plots]" in " ".join(df["RUN"])
+        assert "matplotlib==" in (ROOT / "requirements" / "loadgen.lock").read_text()
+    if image == "surge-operator:dev":
+        assert "matplotlib==" not in (ROOT / "requirements" / "operator.lock").read_text()
     users = {
         (pod.get("securityContext") or {}).get("runAsUser")
         for _, pod in _pod_specs(rendered.all)
