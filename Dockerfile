@@ -17,7 +17,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /src
 COPY requirements/operator.lock ./requirements.lock
-RUN pip install --require-hashes --only-binary=:all: -r requirements.lock
+RUN pip install --require-hashes -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY operator ./operator
 COPY gameserver ./gameserver
