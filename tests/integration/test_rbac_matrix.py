@@ -18,6 +18,7 @@ of the namespaced install (no ClusterRole), are kopf's documented fallbacks and 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import re
@@ -374,7 +375,7 @@ def _run_operator_until_it_scaled(
 
         for ns in namespaces:
             wait_until(
-                lambda ns=ns: done(ns), timeout=120, what=f"{install.name}: scaled, checkpointed in {ns}"
+                functools.partial(done, ns), timeout=120, what=f"{install.name}: scaled, checkpointed in {ns}"
             )
         lease = _get(testbed, install.operator_ns, "lease", "surge-operator") or {}
         assert lease.get("spec", {}).get("holderIdentity"), "the operator holds the Lease"
