@@ -155,7 +155,7 @@ class CheckpointStore:
         api: CheckpointApi,
         *,
         clock: Callable[[], float] = time.time,
-        threads: int = 2,
+        threads: int = 4,
         max_pending: int = 64,
     ) -> None:
         self._api = api
