@@ -47,6 +47,12 @@ lint: $(STAMP) ## ruff (incl. ASYNC) + import-linter layer contracts.
 	$(VENV)/bin/ruff format --check $(PY_SOURCES)
 	$(VENV)/bin/lint-imports
 
+.PHONY: lock
+lock: $(STAMP) ## Re-lock the images' Python dependencies (requirements/*.lock, hashes) with uv.
+	$(VENV)/bin/pip install -q uv
+	$(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes -o requirements/operator.lock
+	$(VENV)/bin/uv pip compile pyproject.toml --extra plots --universal --python-version 3.11 --generate-hashes -o requirements/loadgen.lock
+
 typecheck: $(STAMP) ## mypy --strict.
 	$(VENV)/bin/mypy
 
