@@ -31,7 +31,12 @@ from tests.support.drip_server import Answer, answer_server, prometheus_vector
 
 T = TypeVar("T")
 AVG = MetricTarget(MetricTargetType.AVERAGE_VALUE, average_value=10.0)
-ONE = Answer(body=prometheus_vector(({"pod": "p0"}, "7")))
+
+
+def one(_path: str = "") -> Answer:
+    """A fresh answer (stamped now: a module-level one goes stale when the suite runs long)."""
+    return Answer(body=prometheus_vector(({"pod": "p0"}, "7")))
+
 
 # PromQL written to smuggle a second value of the parameter, or to end the query string early.
 HOSTILE = [
@@ -55,7 +60,7 @@ def params_of(path: str) -> dict[str, list[str]]:
 
 @pytest.mark.parametrize("query", HOSTILE)
 def test_the_namespace_is_sent_once_and_the_query_text_cannot_override_it(query: str) -> None:
-    with answer_server(lambda _path: ONE) as server:
+    with answer_server(one) as server:
         source = PrometheusSource(server.url, tenancy="namespace")
         sample = run(lambda: source.query(query, namespace="a"))
         source.close()
@@ -68,7 +73,7 @@ def test_the_namespace_is_sent_once_and_the_query_text_cannot_override_it(query:
 
 
 def test_per_pod_queries_and_allowed_servers_carry_the_namespace_too() -> None:
-    with answer_server(lambda _path: ONE) as default, answer_server(lambda _path: ONE) as other:
+    with answer_server(one) as default, answer_server(one) as other:
         source = PrometheusSource(default.url, tenancy="namespace", allowed_urls=[other.url])
         samples = run(lambda: source.query_by_pod("sum by (pod) (x)", other.url, namespace="team-a"))
         source.close()
@@ -84,7 +89,7 @@ def test_without_a_usable_namespace_no_request_is_made(namespace: str | None) ->
             await source.query("up", namespace=namespace)
         return info.value
 
-    with answer_server(lambda _path: ONE) as server:
+    with answer_server(one) as server:
         source = PrometheusSource(server.url, tenancy="namespace")
         error = run(scenario)
         source.close()
@@ -93,7 +98,7 @@ def test_without_a_usable_namespace_no_request_is_made(namespace: str | None) ->
 
 
 def test_tenancy_off_sends_no_namespace_even_when_one_is_known() -> None:
-    with answer_server(lambda _path: ONE) as server:
+    with answer_server(one) as server:
         source = PrometheusSource(server.url)
         run(lambda: source.query("up", namespace="a"))
         source.close()
@@ -133,7 +138,7 @@ def test_every_prometheus_backed_source_passes_the_policy_namespace() -> None:
 
 
 def test_a_source_without_the_namespace_gets_an_error_reading_not_data() -> None:
-    with answer_server(lambda _path: ONE) as server:
+    with answer_server(one) as server:
         registry = build_registry(PrometheusSource(server.url, tenancy="namespace"))
         metric = PrometheusMetricSpec("p", PrometheusMetric("sum(x)", AVG))
         reading = run(lambda: registry[MetricType.PROMETHEUS].read(metric))
