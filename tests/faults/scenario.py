@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from kubernetes import client
@@ -15,7 +16,6 @@ from tests.integration.test_operator import (
     replicas,
     start_pods,
 )
-from tests.support.wait import wait_until
 
 __all__ = [
     "SLACK",
@@ -29,6 +29,7 @@ __all__ = [
     "replicas",
     "start_pods",
     "wait_for_monotonic",
+    "watched_fleet",
 ]
 
 # Allowed on top of "one interval" for the next decision: +-5% tick jitter, the listing age a tick may use,
@@ -97,10 +98,20 @@ def wait_for_monotonic(at: float) -> None:
         time.sleep(remaining)
 
 
-def wait_replicas(api: client.ApiClient, namespace: str, name: str, count: int, timeout: float) -> None:
-    wait_until(
-        lambda: replicas(api, namespace, name) == count, timeout=timeout, what=f"{name} at {count} replicas"
-    )
+def watched_fleet(
+    api: client.ApiClient,
+    namespace: str,
+    pods: int,
+    histories: Callable[[str, str], Any],
+    operators: Callable[..., Any],
+) -> tuple[Any, Any]:
+    """The usual start of a fault test: Deployment "web" with `pods` pods, its replica history recorded,
+    one healthy operator. Returns (history, operator)."""
+    start_pods(api, namespace, "web", pods)
+    history = histories(namespace, "web")
+    op = operators()
+    op.wait_healthy()
+    return history, op
 
 
 def assert_no_crash_loop(op: Any, *, max_tracebacks: int = 0) -> None:

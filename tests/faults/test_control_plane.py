@@ -19,8 +19,8 @@ from tests.faults.scenario import (
     demand_policy,
     policy_status,
     ready_true,
-    start_pods,
     wait_for_monotonic,
+    watched_fleet,
 )
 from tests.faults.series import MutableSeries, prometheus_value
 from tests.support.wait import wait_until
@@ -43,10 +43,7 @@ def test_control_plane_component_killed_and_restarted(
 ) -> None:
     prom = faults_cluster.prometheus_url
     demand = series(namespace, 400)
-    start_pods(api, namespace, "web", 2)
-    history = histories(namespace, "web")
-    op = operators()
-    op.wait_healthy()
+    history, op = watched_fleet(api, namespace, 2, histories, operators)
     create_policy(api, namespace, "web", demand_policy("web", demand.query, interval=f"{INTERVAL:.0f}s"))
     wait_until(lambda: history.current() == 4, timeout=40, what="4 replicas before the fault")
     wait_until(lambda: ready_true(api, namespace, "web"), timeout=15, what="Ready before the fault")

@@ -21,6 +21,7 @@ from tests.faults.scenario import (
     ready_true,
     reasons,
     start_pods,
+    watched_fleet,
 )
 from tests.faults.series import MutableSeries, prometheus_value
 from tests.integration.test_operator import cpu_policy, load_all
@@ -49,10 +50,7 @@ def test_prometheus_stopped_holds_replicas_and_recovers(
 ) -> None:
     prom = faults_cluster.prometheus_url
     demand = series(namespace, 600)
-    start_pods(api, namespace, "web", 2)
-    history = histories(namespace, "web")
-    op = operators()
-    op.wait_healthy()
+    history, op = watched_fleet(api, namespace, 2, histories, operators)
     # A fallback below the current count: with the default behaviour it is a floor, never a scale-down.
     policy = demand_policy("web", demand.query, fallback={"failureThreshold": 2, "replicas": 2})
     create_policy(api, namespace, "web", policy)

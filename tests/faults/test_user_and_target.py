@@ -24,6 +24,7 @@ from tests.faults.scenario import (
     ready_true,
     reasons,
     start_pods,
+    watched_fleet,
 )
 from tests.faults.series import MutableSeries
 from tests.integration.test_operator import load_all
@@ -44,10 +45,7 @@ def test_user_kubectl_scale_during_ticks_is_corrected_without_conflict_errors(
     histories: Callable[[str, str], ScaleHistory],
 ) -> None:
     demand = series(namespace, 400)
-    start_pods(api, namespace, "web", 2)
-    history = histories(namespace, "web")
-    op = operators()
-    op.wait_healthy()
+    history, op = watched_fleet(api, namespace, 2, histories, operators)
     create_policy(api, namespace, "web", demand_policy("web", demand.query))
     wait_until(lambda: history.current() == 4, timeout=40, what="4 replicas")
 
@@ -90,10 +88,7 @@ def test_target_deleted_and_recreated(
     histories: Callable[[str, str], ScaleHistory],
 ) -> None:
     demand = series(namespace, 500)
-    start_pods(api, namespace, "web", 2)
-    history = histories(namespace, "web")
-    op = operators()
-    op.wait_healthy()
+    history, op = watched_fleet(api, namespace, 2, histories, operators)
     create_policy(api, namespace, "web", demand_policy("web", demand.query))
     wait_until(lambda: history.current() == 5, timeout=40, what="5 replicas")
 
