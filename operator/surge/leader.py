@@ -317,8 +317,7 @@ class LeaderElector:
                 self._set_leading(True)
                 log.info("leader election: %s became leader", self.identity)
                 return True
-            delay = self.retry_period * (1 + JITTER_FACTOR * self._jitter())
-            if await _stopped_within(stop, delay):
+            if await _stopped_within(stop, self._standby_delay()):
                 return False
         return False
 
@@ -339,6 +338,23 @@ class LeaderElector:
                 return
             else:
                 next_attempt = self._clock() + self.retry_period
+
+    def _standby_delay(self) -> float:
+        """How long a replica that does not hold the Lease waits before its next attempt.
+
+        client-go's jittered retry period, except while another replica holds a live Lease: then poll on the
+        plain retry period (its last renewal is seen at most one period late) and wake the moment the
+        record would expire, not up to a jittered period after it. A SIGKILLed leader is thus replaced
+        within lease_duration + retry_period of its last renewal (10 + 2 s as shipped) instead of up to
+        lease_duration + 2 x 2.2 x retry_period (18.8 s, measured 15.5 s in CI). GETs are all a poll costs.
+        """
+        jittered = self.retry_period * (1 + JITTER_FACTOR * self._jitter())
+        if self._observed is None or self.holder in ("", self.identity):
+            return jittered
+        until_expiry = self._expiry() - self._clock()
+        if until_expiry <= 0:  # expired, yet the takeover failed (a 409 or an error): client-go's pace
+            return jittered
+        return min(self.retry_period, until_expiry + CLOCK_SLACK)
 
     def _deadline(self) -> float:
         return (self._renewed_at if self._renewed_at is not None else -math.inf) + self.renew_deadline
@@ -389,11 +405,15 @@ class LeaderElector:
             self._observed = lease
             self._observed_at = self._clock()
 
-    def _expired(self) -> bool:
+    def _expiry(self) -> float:
+        """When the observed record expires on this replica's clock."""
         assert self._observed is not None
         # Never trust a holder's advertised duration to be shorter than our own.
         duration = max(float(self._observed.record.lease_duration_seconds), self.lease_duration)
-        return self._clock() >= self._observed_at + duration
+        return self._observed_at + duration
+
+    def _expired(self) -> bool:
+        return self._clock() >= self._expiry()
 
     def _succeeded(self, lease: Lease, sent: float) -> None:
         self._observed = lease
