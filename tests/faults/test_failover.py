@@ -34,8 +34,8 @@ LEASE_ENV = {
     "SURGE_RETRY_PERIOD": str(RETRY_PERIOD),
 }
 GOAL = 15.0  # issue 9: failover goal, SIGKILL to the next correct decision
-# What a correct client-go style election can take at worst: the standby trusts the last renewal it saw for
-# a full lease duration, then tries on its retry period, then ticks.
+# What the election can take at worst: the standby sees the leader's last renewal at most one retry period
+# late, trusts it for a full lease duration and wakes when it expires (surge.leader), then ticks; 2 s slack.
 BOUND = min(GOAL, LEASE_DURATION + RETRY_PERIOD + INTERVAL + 2.0)
 STEP_PERIOD = 3  # +1 pod per 3 s: two writers would show as +2 within 3 s
 
