@@ -7,12 +7,16 @@ supervisor reports every finished tick to it.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from surge.api.quantity import quantity_to_float
+from surge.api.reasons import failed_metric
+from surge.decision.horizontal import MetricProposal
 from surge.reconcile import PolicyObject, TickResult
 
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -56,6 +60,28 @@ class OperatorMetrics:
             ["namespace", "policy"],
             registry=r,
         )
+        # One series per metric of a policy (the CRD allows at most 16 metrics per policy), in the units the
+        # status shows: percent for Utilization, base units (cores, bytes, plain numbers) otherwise.
+        per_metric = ["namespace", "policy", "metric"]
+        self.metric_value = Gauge(
+            "surge_metric_value",
+            "Value of a policy's metric at the last evaluation (what is compared with the target).",
+            per_metric,
+            registry=r,
+        )
+        self.metric_target = Gauge(
+            "surge_metric_target",
+            "Target of a policy's metric, same units as surge_metric_value.",
+            per_metric,
+            registry=r,
+        )
+        self.metric_failures = Counter(
+            "surge_metric_failures",
+            "Evaluations in which a policy's metric could not be read, by reason (as in the Warning Event).",
+            [*per_metric, "reason"],
+            registry=r,
+        )
+        self._metric_series: dict[tuple[str, str], set[tuple[str, ...]]] = {}
         self.leader = Gauge("surge_leader", "1 while this replica holds the lease or runs alone.", registry=r)
         self.policies = Gauge("surge_policies", "Policies this replica knows.", registry=r)
 
@@ -74,18 +100,62 @@ class OperatorMetrics:
             else "none"
         )
         self.decisions.labels(direction).inc()
+        self._metrics_seen(obj, decision.proposals)
         if result.scaled and direction != "none":
             self.scale_actions.labels(direction).inc()
         self.desired.labels(obj.namespace, obj.name).set(decision.to_replicas)
         self.current.labels(obj.namespace, obj.name).set(decision.from_replicas)
 
+    def _metrics_seen(self, obj: PolicyObject, proposals: tuple[MetricProposal, ...]) -> None:
+        seen: set[tuple[str, ...]] = set()
+        for p in proposals:
+            labels = (obj.namespace, obj.name, p.name)
+            if (target := _number(p.target)) is not None:
+                self.metric_target.labels(*labels).set(target)
+                seen.add(("target", *labels))
+            if p.ok and (value := _number(p.value)) is not None:
+                self.metric_value.labels(*labels).set(value)
+                seen.add(("value", *labels))
+            if not p.ok:
+                reason = failed_metric(p.type)
+                self.metric_failures.labels(*labels, reason).inc()
+                seen.add(("failures", *labels, reason))
+        key = (obj.namespace, obj.name)
+        names = {p.name for p in proposals}
+        # A failure count lives as long as its metric (a counter that vanished would restart at 0); a failed
+        # metric has no value now, a metric removed from the spec no series at all.
+        old = self._metric_series.get(key, set())
+        seen |= {s for s in old if s[0] == "failures" and s[3] in names}
+        self._drop(old - seen)
+        self._metric_series[key] = seen
+
+    def _drop(self, series: set[tuple[str, ...]]) -> None:
+        families = {
+            "value": self.metric_value,
+            "target": self.metric_target,
+            "failures": self.metric_failures,
+        }
+        for kind, *labels in series:
+            with contextlib.suppress(KeyError):
+                families[kind].remove(*labels)
+
     def policy_removed(self, namespace: str, name: str) -> None:
         for gauge in (self.desired, self.current):
             with contextlib.suppress(KeyError):  # never evaluated
                 gauge.remove(namespace, name)
+        self._drop(self._metric_series.pop((namespace, name), set()))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _number(text: str) -> float | None:
+    """A status value or target as a number ("72", "350m", "10%"); None for "", "invalid", non-finite."""
+    try:
+        number = quantity_to_float(text.removesuffix("%"))
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 async def serve(
