@@ -46,6 +46,22 @@ die() {
 
 kc() { "$bin/kubectl" --kubeconfig "$kubeconfig" "$@"; }
 
+# quietly DESCRIPTION COMMAND... -> runs COMMAND with its output (kwokctl's JSON log lines) appended to
+# $state/kwokctl.log and prints one progress line instead; on failure the log's last lines.
+quietly() {
+  local what=$1 t=$SECONDS logf=$state/kwokctl.log
+  shift
+  mkdir -p "$state"
+  printf '[cluster %s] %s... ' "$(date +%H:%M:%S)" "$what" >&2
+  if "$@" >>"$logf" 2>&1 </dev/null; then
+    printf 'ok (%d s)\n' $((SECONDS - t)) >&2
+    return 0
+  fi
+  printf 'FAILED (%d s)\n--- last lines of %s\n' $((SECONDS - t)) "$logf" >&2
+  tail -n 20 "$logf" >&2
+  return 1
+}
+
 # wait_for DESCRIPTION SECONDS COMMAND... -> polls COMMAND until it succeeds or the deadline passes.
 wait_for() {
   local what=$1 deadline=$((SECONDS + $2))
@@ -229,8 +245,8 @@ wait_metrics_api() {
     done
     ((attempt < 3)) || break
     log "metrics-server is not serving (attempt $attempt): restarting the cluster's processes"
-    "$bin/kwokctl" stop cluster --name "$name" >&2 || true
-    "$bin/kwokctl" start cluster --name "$name" --wait 5m >&2 || true
+    quietly "stopping the cluster's processes" "$bin/kwokctl" stop cluster --name "$name" || true
+    quietly "starting them again" "$bin/kwokctl" start cluster --name "$name" --wait 5m || true
   done
   die "APIService v1beta1.metrics.k8s.io did not become Available"
 }
@@ -244,10 +260,11 @@ up() {
     mv "$kubeconfig.tmp" "$kubeconfig" && kc get --raw /readyz >/dev/null 2>&1; then
     log "cluster $name already running"
   else
-    cluster_exists && { log "cluster $name exists but does not answer: recreating"; "$bin/kwokctl" delete cluster --name "$name" >&2 || true; }
+    cluster_exists && { log "cluster $name exists but does not answer: recreating"; quietly "deleting it" "$bin/kwokctl" delete cluster --name "$name" || true; }
     write_kwokctl_config
     log "creating cluster $name (kube $KUBERNETES_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION, metrics-server $METRICS_SERVER_VERSION)"
-    "$bin/kwokctl" create cluster --name "$name" --config "$state/kwokctl.yaml" --wait 5m >&2 ||
+    quietly "starting the control plane (log: $state/kwokctl.log)" \
+      "$bin/kwokctl" create cluster --name "$name" --config "$state/kwokctl.yaml" --wait 5m ||
       die "kwokctl create cluster failed; logs: $KWOK_WORKDIR/clusters/$name/logs/"
     "$bin/kwokctl" get kubeconfig --name "$name" >"$kubeconfig"
   fi
