@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--log-format", choices=("text", "json"), default="text")
     run.add_argument("-v", "--verbose", action="store_true")
     sub.add_parser("version", help="print the version")
+    from surge.simulate import cli as simulate_cli  # the simulator's own arguments live in its package
+
+    simulate_cli.add_parser(sub)
     return parser
 
 
@@ -91,6 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "version":
         print(__version__)
         return 0
+    if args.command == "simulate":
+        from surge.simulate import cli as simulate_cli
+
+        return simulate_cli.run(args)
     cfg = config_from_args(args)
     from surge.handlers import run_operator  # kopf is imported only when the operator runs
 
