@@ -66,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     from surge.simulate import cli as simulate_cli  # the simulator's own arguments live in its package
 
     simulate_cli.add_parser(sub)
+    from surge.explain import cli as explain_cli  # `surge explain`: its arguments live in its package
+
+    explain_cli.add_parser(sub)
     return parser
 
 
@@ -98,6 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from surge.simulate import cli as simulate_cli
 
         return simulate_cli.run(args)
+    if args.command == "explain":
+        from surge.explain import cli as explain_cli
+
+        return explain_cli.run(args)
     cfg = config_from_args(args)
     from surge.handlers import run_operator  # kopf is imported only when the operator runs
 

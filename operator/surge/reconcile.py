@@ -335,7 +335,8 @@ async def _reconcile(
     now_iso = _iso(now)
     if scaled:
         memory.last_scale_time = now_iso
-    last = decision.last_decision(now_iso)
+    hold = _iso(decision.hold_until) if decision.hold_until is not None else ""
+    last = decision.last_decision(now_iso, hold)
     if memory.last_decision is None or _decision_key(memory.last_decision) != _decision_key(last):
         memory.last_decision = last
     status = build_status(
@@ -355,8 +356,8 @@ async def _reconcile(
     return TickResult(interval, decision, "error" if failures else "ok", scaled)
 
 
-def _decision_key(d: LastDecision) -> tuple[int, int, str, str]:
-    return (d.from_replicas, d.to_replicas, d.reason, d.limited_by)
+def _decision_key(d: LastDecision) -> tuple[int, int, str, str, str]:
+    return (d.from_replicas, d.to_replicas, d.reason, d.limited_by, d.hold_until)
 
 
 def _parse(obj: PolicyObject, memory: PolicyMemory) -> PolicySpec | SpecError:

@@ -117,15 +117,19 @@ class LastDecision:
     to_replicas: int
     reason: str
     limited_by: str = ""
+    hold_until: str = ""  # RFC 3339: a stabilization window holds the count until then ("": none does)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "time": self.time,
             "from": int32(self.from_replicas),
             "to": int32(self.to_replicas),
             "reason": clip(self.reason, MAX_TEXT),
             "limitedBy": clip(self.limited_by, MAX_LIMITED_BY),
         }
+        if self.hold_until:
+            out["holdUntil"] = self.hold_until
+        return out
 
 
 def build_status(

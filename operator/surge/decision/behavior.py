@@ -82,6 +82,9 @@ class BehaviorResult:
     stabilized_by: str  # ScaleUpStabilized | ScaleDownStabilized | "" (stabilization changed the value)
     message: str
     state: BehaviorState
+    # When a stabilization window holds the count: the time the last recommendation holding it leaves the
+    # window, i.e. the earliest time the count can move on toward ``desired`` (None: nothing held it).
+    hold_until: float | None = None
 
 
 def _change_in_period(events: tuple[ScaleEvent, ...], now: float, period: float, up: bool) -> int:
@@ -192,9 +195,26 @@ def normalize(
     replicas, limited_by, limit_message = _rate_limit(
         current, stabilized, min_replicas, max_replicas, behavior, new_state.events, now
     )
+    hold = _hold_until(stabilized, desired, behavior, state.recommendations, now) if stabilized_by else None
     return BehaviorResult(
-        replicas, stabilized, limited_by, stabilized_by, limit_message or message, new_state
+        replicas, stabilized, limited_by, stabilized_by, limit_message or message, new_state, hold
     )
+
+
+def _hold_until(
+    held: int, desired: int, behavior: Behavior, recommendations: tuple[Recommendation, ...], now: float
+) -> float | None:
+    """When the window stops holding ``held``: the newest recommendation at least as far from ``desired``
+    as ``held`` (>= held on the way down, <= held on the way up) leaves the window then."""
+    down = desired < held
+    rules = behavior.scale_down if down else behavior.scale_up
+    window = rules.stabilization_window_seconds
+    times = [
+        r.time
+        for r in recommendations
+        if r.time > now - window and (r.replicas >= held if down else r.replicas <= held)
+    ]
+    return max(times) + window if times else None
 
 
 def _rate_limit(

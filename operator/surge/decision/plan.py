@@ -111,6 +111,7 @@ class Decision:
     state: PlanState = field(default_factory=PlanState)
     # ...and when it was not (DryRun, paused, or the write failed): no scale event.
     unapplied_state: PlanState = field(default_factory=PlanState)
+    hold_until: float | None = None  # a stabilization window holds the count until then
 
     @property
     def scale_changed(self) -> bool:
@@ -132,9 +133,14 @@ class Decision:
     def recommendation_statuses(self) -> list[ContainerRecommendationStatus]:
         return [e.to_status() for e in self.estimates]
 
-    def last_decision(self, time_iso: str) -> LastDecision:
+    def last_decision(self, time_iso: str, hold_until_iso: str = "") -> LastDecision:
         return LastDecision(
-            time_iso, self.from_replicas, self.to_replicas, _clip(self.reason), self.limited_by
+            time_iso,
+            self.from_replicas,
+            self.to_replicas,
+            _clip(self.reason),
+            self.limited_by,
+            hold_until_iso,
         )
 
     def conditions(self) -> tuple[ConditionUpdate, ...]:
@@ -372,6 +378,7 @@ def plan(
         scaling_active=bool(ok),
         state=applied,
         unapplied_state=unapplied,
+        hold_until=result.hold_until,
         **common,
     )
 
