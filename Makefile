@@ -22,6 +22,10 @@ help: ## Show this help.
 demo: setup testbed ## The launch-day spike on the embedded cluster with Surge scaling the fleet; prints summary + PNG.
 	bash scripts/demo.sh
 
+.PHONY: demo-vertical
+demo-vertical: setup testbed ## The spike with Surge sizing the pods in place and counting them (own namespace); PNG.
+	bash scripts/demo-vertical.sh
+
 ##@ Set-up
 .PHONY: setup system-deps
 setup: $(STAMP) system-deps ## Create the virtualenv, install Python deps and system packages.
