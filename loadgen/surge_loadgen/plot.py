@@ -71,9 +71,32 @@ def render(path: Path, samples: Sequence[Sample], summary: Mapping[str, Any]) ->
         ax_replicas.legend(loc="upper right", fontsize=8)
         ax_replicas.grid(alpha=0.3)
 
-        ax_cpu.step(t, [s.cpu_request_m for s in samples], where="post", color="tab:brown", lw=1.4)
+        ax_cpu.step(
+            t,
+            [s.cpu_request_m for s in samples],
+            where="post",
+            color="tab:brown",
+            lw=1.4,
+            label="CPU request per pod (most pods)",
+        )
         ax_cpu.set_ylabel("CPU request/pod (m)")
         ax_cpu.set_ylim(bottom=0)
+        # The load each pod is asked to carry, on its own axis: a vertically scaled fleet's request follows
+        # it; a horizontally scaled one keeps it level by changing the count instead.
+        ax_load = ax_cpu.twinx()
+        ax_load.plot(
+            t,
+            [s.demand / s.replicas_ready if s.replicas_ready else 0.0 for s in samples],
+            color="gray",
+            lw=1.0,
+            ls="--",
+            label="demand per Ready pod (right)",
+        )
+        ax_load.set_ylabel("players/pod")
+        ax_load.set_ylim(bottom=0)
+        lines = ax_cpu.get_legend_handles_labels()
+        more = ax_load.get_legend_handles_labels()
+        ax_cpu.legend(lines[0] + more[0], lines[1] + more[1], loc="upper right", fontsize=8)
         ax_cpu.set_xlabel("run time (s)")
         ax_cpu.grid(alpha=0.3)
 
