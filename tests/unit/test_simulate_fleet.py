@@ -37,7 +37,7 @@ def test_scale_down_removes_unready_then_most_recently_ready_pods_and_drops_thei
 
 
 def test_metrics_server_serves_usage_from_the_second_scrape_averaged_over_the_interval() -> None:
-    fleet = _fleet(pod_start_delay=0.0, patch_interval=5.0)
+    fleet = _fleet(pod_start_delay=0.0, patch_interval=5.0, metrics_first_scrapes=2)
     fleet.scale(1, 0.0)
     fleet.step(0.0, 50)  # first patch at once: 10m idle + 50 players x 5m = 260m
     fleet.metrics_server_scrape(0.0)

@@ -10,7 +10,8 @@ It mirrors the test bed piece by piece, so each delay has a measured counterpart
 - CPU usage: written as KWOK usage annotations through the load generator's `PatchBatcher` (at most
   one write per pod per 5 s, only when the load moved), integrated into a cumulative counter as KWOK's
   kubelet does; metrics-server scrapes it every `metrics_resolution` and serves a pod's usage only from
-  its second scrape on (a rate needs two points);
+  its `metrics_first_scrapes`-th scrape on (3 on the test bed, 20-30 s after Ready: bench/simulate_measure),
+  averaged over the last scrape interval;
 - game metrics: per-pod gauges and counters as the sim plane exports them, scraped by the simulated
   Prometheus every `scrape_interval` (surge.simulate.promql).
 """
@@ -44,11 +45,11 @@ _MIB = 1024.0 * 1024.0
 class FleetTiming:
     """The test bed's timing constants (docs/simulate.md, "Fleet model", says where each comes from)."""
 
-    pod_start_delay: float = 1.0  # scale write -> pod Running+Ready (KWOK fast stage)
+    pod_start_delay: float = 0.1  # scale write -> pod Running+Ready: 0.06-0.14 s measured (KWOK fast stage)
     plane_step: float = 1.0  # the load generator's step
     patch_interval: float = 5.0  # PatchBatcher.min_interval: usage annotation writes per pod
     metrics_resolution: float = 10.0  # metrics-server --metric-resolution
-    metrics_first_scrapes: int = 2  # scrapes before a new pod has a usage point (a rate needs two)
+    metrics_first_scrapes: int = 3  # a new pod's first usage point: its 3rd scrape (20.5-29.7 s measured)
     scrape_interval: float = 5.0  # Prometheus scrape_interval of the load generator's /metrics
     hpa_sync_period: float = 15.0  # kube-controller-manager --horizontal-pod-autoscaler-sync-period
 

@@ -18,7 +18,7 @@ import yaml
 from surge.api.quantity import quantity_to_float
 from surge.api.spec import PolicySpec, SpecError, parse_policy_spec
 
-__all__ = ["FleetSpec", "LoadedPolicy", "hpa_default", "load_policy", "policy_from_hpa"]
+__all__ = ["FleetSpec", "LoadedPolicy", "fleet_spec", "hpa_default", "load_policy", "policy_from_hpa"]
 
 HPA_KIND = "HorizontalPodAutoscaler"
 POLICY_KIND = "AutoScalePolicy"
@@ -95,7 +95,8 @@ def hpa_default(policy: PolicySpec, sync_period: float, target: int = HPA_DEFAUL
     )
 
 
-def _fleet(doc: Mapping[str, Any]) -> FleetSpec:
+def fleet_spec(doc: Mapping[str, Any]) -> FleetSpec:
+    """A Deployment manifest's initial replicas and first container's requests."""
     spec = doc.get("spec") or {}
     containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
     if not containers:
@@ -121,7 +122,9 @@ def load_policy(path: str | Path, sync_period: float = 15.0) -> LoadedPolicy:
         docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
     except yaml.YAMLError as exc:
         raise ValueError(f"{path}: not valid YAML: {exc}") from exc
-    fleet = next((_fleet(d) for d in docs if isinstance(d, Mapping) and d.get("kind") == "Deployment"), None)
+    fleet = next(
+        (fleet_spec(d) for d in docs if isinstance(d, Mapping) and d.get("kind") == "Deployment"), None
+    )
     for doc in docs:
         if not isinstance(doc, Mapping):
             continue
