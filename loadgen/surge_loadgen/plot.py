@@ -80,7 +80,8 @@ def render(path: Path, samples: Sequence[Sample], summary: Mapping[str, Any]) ->
             label="CPU request per pod (most pods)",
         )
         ax_cpu.set_ylabel("CPU request/pod (m)")
-        ax_cpu.set_ylim(bottom=0)
+        # Head room above the highest request for the legend (a flat line would run right through it).
+        ax_cpu.set_ylim(0, max((s.cpu_request_m for s in samples), default=0) * 1.45 or None)
         # The load each pod is asked to carry, on its own axis: a vertically scaled fleet's request follows
         # it; a horizontally scaled one keeps it level by changing the count instead.
         ax_load = ax_cpu.twinx()
