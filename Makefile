@@ -67,6 +67,16 @@ install: testbed ## Install the CRDs (policies, checkpoints) into the cluster of
 uninstall: testbed ## Remove the CRDs (and with them every policy and checkpoint; nothing waits on the operator).
 	$(KUBECTL) delete --ignore-not-found --timeout=60s -f crds/autoscaling.surge.dev_autoscalepolicies.yaml -f crds/autoscaling.surge.dev_autoscalepolicycheckpoints.yaml
 
+# deploy/undeploy: the whole install in one kustomization (DEPLOY_KUSTOMIZE: manifests/recreate for the opt-in
+# template patch; manifests/namespaced after creating its namespaces). Plain `kubectl apply -k` does the same.
+DEPLOY_KUSTOMIZE ?= manifests/default
+.PHONY: deploy undeploy
+deploy: testbed ## Apply manifests/default (both CRDs, RBAC, the operator in surge-system) to the cluster of KUBECONFIG.
+	$(KUBECTL) apply --server-side --force-conflicts -k $(DEPLOY_KUSTOMIZE)
+
+undeploy: testbed ## Delete what `make deploy` applied, CRDs included (every policy with them; nothing waits on the operator).
+	$(KUBECTL) delete --ignore-not-found --timeout=120s -k $(DEPLOY_KUSTOMIZE)
+
 run: $(STAMP) install ## Run the operator locally against the embedded cluster (all namespaces).
 	eval "$$(bash testbed/cluster.sh env)"; \
 	$(VENV)/bin/surge run --kubeconfig "$${KUBECONFIG:-$$SURGE_KUBECONFIG}" --prometheus-url "$$SURGE_PROMETHEUS_URL" --metrics-port 18080
@@ -159,6 +169,13 @@ bench-spike: setup testbed ## Spike benchmark: real HPA vs Surge on launch-spike
 	@trap '$(BENCH_SPIKE_ENV) bash testbed/cluster.sh down' EXIT; \
 	$(BENCH_SPIKE_ENV) bash testbed/cluster.sh up; \
 	$(BENCH_SPIKE_ENV) $(PY) -m bench.spike run --out out/bench-spike $(BENCH_SPIKE_ARGS)
+
+# bench-simulate (issue 12, part 2): `surge simulate` offline, no cluster: the wall time of an hour-long trace,
+# then the calibration table against bench/spike's real-cluster medians (bench/RESULTS.md, docs/simulate.md).
+.PHONY: bench-simulate
+bench-simulate: $(STAMP) ## surge simulate: speed of an hour-long trace + calibration vs the real spike bench.
+	$(PY) -m bench.simulate speed
+	$(PY) -m bench.simulate calibrate
 
 ##@ kind
 # kind path for Docker users (issue 4, part 5): the same launch spike with real pods and real traffic. Needs

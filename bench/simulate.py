@@ -119,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sp = sub.add_parser("speed", help="wall time of an hour-long trace")
     sp.add_argument("--rounds", type=int, default=3)
     cal = sub.add_parser("calibrate", help="sim vs real medians on launch-spike")
-    cal.add_argument("--seeds", type=int, default=40)
+    cal.add_argument("--seeds", type=int, default=100)
     cal.add_argument("--time-scale", type=float, default=1.0)
     cal.add_argument("--json", action="store_true", help="print the raw numbers as JSON too")
     args = parser.parse_args(argv)

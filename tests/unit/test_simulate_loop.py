@@ -10,7 +10,7 @@ import pytest
 from surge_loadgen.trace import Trace, builtin
 
 from surge.api.spec import Behavior, parse_policy_spec
-from surge.simulate.loop import Contender, SimConfig, VirtualClock, simulate
+from surge.simulate.loop import OPERATOR_JITTER, Contender, SimConfig, VirtualClock, simulate
 from surge.simulate.policy import FleetSpec, hpa_default, load_policy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -167,3 +167,9 @@ def test_policy_file_with_a_deployment_sizes_the_fleet(tmp_path: Path) -> None:
     (tmp_path / "none.yaml").write_text(fleet)
     with pytest.raises(ValueError, match="no AutoScalePolicy"):
         load_policy(tmp_path / "none.yaml")
+
+
+def test_the_simulated_operator_jitters_its_ticks_like_the_real_one() -> None:
+    from surge.reconcile import JITTER  # the loop must not import reconcile (kubernetes); the test may
+
+    assert OPERATOR_JITTER == JITTER
