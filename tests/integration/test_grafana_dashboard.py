@@ -175,7 +175,9 @@ def test_every_panel_query_returns_data_from_the_operators_real_metrics(
             )
 
             dash = _dashboard()
-            values = {"job": re.escape(job), "namespace": re.escape(ns), "policy": ".*"}
+            # DNS labels are regexes matching only themselves (re.escape's "\\-" is no PromQL string escape).
+            assert re.fullmatch(r"[a-z0-9-]+", job), job
+            values = {"job": job, "namespace": ns, "policy": ".*"}
             values |= {"datasource": "", "__rate_interval": "1m", "__interval": "15s", "__range": "1h"}
             queries = [(where, _fill(expr, values)) for where, expr in _targets(dash)]
             empty: list[str] = []
@@ -218,10 +220,13 @@ def test_every_panel_query_returns_data_from_the_operators_real_metrics(
             sel = f'job="{job}",namespace="{ns}"'
             targets = one(f'surge_metric_target{{{sel},policy="web",metric="cpu"}}')
             assert [float(t["value"][1]) for t in targets] == [50.0]
-            failures = one(f"surge_metric_failures_total{{{sel}}}")
-            assert {(f["metric"]["policy"], f["metric"]["reason"]) for f in failures} == {
-                ("broken", "FailedGetExternalMetric")
+            failures = {
+                (f["metric"]["policy"], f["metric"]["reason"])
+                for f in one(f"surge_metric_failures_total{{{sel}}}")
             }
+            assert ("broken", "FailedGetExternalMetric") in failures
+            # (web may fail a tick too while metrics-server has no usage for its new pods yet.)
+            assert {policy for policy, _ in failures} <= {"broken", "web"}  # orphan never got to its metrics
             outcomes = {r["metric"]["outcome"] for r in one(f'surge_tick_seconds_count{{job="{job}"}}')}
             assert {"ok", "no-target"} <= outcomes
             assert one(f'surge_scale_actions_total{{job="{job}",direction="up"}}')
