@@ -95,8 +95,16 @@ build_prom_label_proxy() {
     github.com/prometheus-community/prom-label-proxy
 }
 
+# Helm renders, lints and installs the operator's chart (charts/surge) in the integration tests.
+# Its version variable is "v4.3" in the source: -X makes `helm version` print the pinned patch release.
+build_helm() {
+  local ld="-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION"
+  ld+=" -X helm.sh/helm/v4/internal/version.metadata= -X helm.sh/helm/v4/internal/version.gitTreeState=clean"
+  go_build helm "$HELM_VERSION" "$ld" "" helm helm.sh/helm/v4/cmd/helm
+}
+
 components=("$@")
-[[ ${#components[@]} -gt 0 ]] || components=(etcd kwok metrics-server prom-label-proxy kubernetes)
+[[ ${#components[@]} -gt 0 ]] || components=(etcd kwok metrics-server prom-label-proxy helm kubernetes)
 command -v go >/dev/null || { log "Go is required (go 1.26+): install it first"; exit 1; }
 for c in "${components[@]}"; do
   case $c in
@@ -105,6 +113,7 @@ for c in "${components[@]}"; do
     kwok) build_kwok ;;
     metrics-server) build_metrics_server ;;
     prom-label-proxy) build_prom_label_proxy ;;
+    helm) build_helm ;;
     *) log "unknown component: $c"; exit 2 ;;
   esac
 done
