@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +36,10 @@ def players(testbed: Testbed, namespace: str) -> Iterator[str]:
         yield f'sum(surge_test_players{{namespace="{namespace}"}})'
 
 
-def _policy(target: str, query: str) -> dict[str, Any]:
+def _policy(target: str, query: str, interval: int = INTERVAL) -> dict[str, Any]:
     return {
         "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
-        "interval": f"{INTERVAL}s",
+        "interval": f"{interval}s",
         "horizontal": {
             "minReplicas": 1,
             "maxReplicas": 10,
@@ -148,3 +150,89 @@ def test_explain_of_a_missing_policy_is_one_line_and_exit_code_1(
     assert proc.returncode == 1
     assert proc.stderr.strip() == f"error: AutoScalePolicy {namespace}/nothing not found"
     assert proc.stdout == ""
+
+
+class _Players:
+    """A loopback series whose value the test changes (registered with Prometheus through file_sd)."""
+
+    def __init__(self, targets_dir: Path, namespace: str, value: int) -> None:
+        self.value = value
+        players = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = f'surge_test_players{{namespace="{namespace}"}} {players.value}\n'.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.sd_file = targets_dir / f"explain-hold-{namespace}.json"
+        target = f"127.0.0.1:{self.server.server_address[1]}"
+        self.sd_file.write_text(json.dumps([{"targets": [target], "labels": {"job": self.sd_file.stem}}]))
+        self.query = f'sum(surge_test_players{{namespace="{namespace}"}})'
+
+    def close(self) -> None:
+        self.sd_file.unlink(missing_ok=True)
+        self.server.shutdown()
+
+
+WINDOW = 20
+
+
+def test_explain_says_until_when_the_scale_down_window_holds_and_the_hold_ends_then(
+    operator: KopfRunner, k8s_api: client.ApiClient, namespace: str, kubeconfig: Path, testbed: Testbed
+) -> None:
+    players = _Players(testbed.targets_dir, namespace, 450)
+    try:
+        start_pods(k8s_api, namespace, "arena", 1)
+        spec = _policy("arena", players.query, interval=1)
+        spec["horizontal"]["behavior"] = {"scaleDown": {"stabilizationWindowSeconds": WINDOW}}
+        create_policy(k8s_api, namespace, "hold", spec)
+        wait_until(lambda: replicas(k8s_api, namespace, "arena") == 5, timeout=60, what="5 replicas")
+        players.value = 150  # -> 2 replicas, held at 5 by the window for up to 20 s after the last 450
+        status = wait_until(
+            lambda: (
+                (s := policy_status(k8s_api, namespace, "hold")).get("lastDecision", {}).get("limitedBy")
+                == "ScaleDownStabilized"
+                and s
+            ),
+            timeout=30,
+            what="a hold by the scale-down window",
+        )
+        hold = status["lastDecision"]["holdUntil"]
+        assert 0 < _epoch(hold) - time.time() <= WINDOW + 1
+
+        proc = _run(
+            [
+                str(BIN / "surge"),
+                "explain",
+                "hold",
+                "-n",
+                namespace,
+                "--kubeconfig",
+                str(kubeconfig),
+                "-o",
+                "json",
+            ]
+        )
+        assert proc.returncode == 0, proc.stderr
+        data = json.loads(proc.stdout)
+        assert data["decision"]["holdUntil"] == hold
+        assert data["whyNothing"][0].startswith(
+            f"Held by the scale-down stabilization window ({WINDOW}s): the highest recommendation of the "
+            f"window keeps the count at 5 until {hold}"
+        )
+        assert data["metrics"][0]["proposedReplicas"] == 2
+
+        # The field tells the truth: the count moves once the hold ends, not before.
+        wait_until(lambda: replicas(k8s_api, namespace, "arena") < 5, timeout=WINDOW + 15, what="scale-down")
+        moved = time.time()
+        assert moved >= _epoch(hold) - 1, (moved, hold)  # RFC 3339 whole seconds
+    finally:
+        players.close()
