@@ -173,3 +173,10 @@ def test_the_simulated_operator_jitters_its_ticks_like_the_real_one() -> None:
     from surge.reconcile import JITTER  # the loop must not import reconcile (kubernetes); the test may
 
     assert OPERATOR_JITTER == JITTER
+
+
+def test_the_virtual_clock_can_start_at_any_date_without_changing_the_run() -> None:
+    at_epoch = _run(_buffer_policy())
+    in_2026 = _run(_buffer_policy(), start=1_796_000_000.0)  # the engine's `now` is then a 2026 date
+    assert in_2026.samples == at_epoch.samples
+    assert [(t.t, t.to_replicas) for t in in_2026.ticks] == [(t.t, t.to_replicas) for t in at_epoch.ticks]

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", choices=("table", "json"), default="table", help="what to print")
     p.add_argument("--seed", type=int, default=1, help="phases of ticks and scrapes (default 1)")
     p.add_argument("--rounds", type=_count, default=1, help="seeds seed..seed+N-1; the table shows medians")
+    p.add_argument(
+        "--start",
+        type=_instant,
+        default=0.0,
+        help="when the warm-up starts, e.g. 2026-12-08T18:00:00Z (for time-of-day rules); default: the epoch",
+    )
     fleet = p.add_argument_group("fleet (default: a Deployment in the policy file, else 2 x 500m)")
     fleet.add_argument("--replicas", type=_count, help="initial replicas")
     fleet.add_argument("--cpu-request", help="CPU request per pod, e.g. 500m (capacity comes from it)")
@@ -75,6 +82,14 @@ def _non_negative(text: str) -> float:
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
+
+
+def _instant(text: str) -> float:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from exc
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 def _count(text: str) -> int:
@@ -123,7 +138,13 @@ def _run(args: argparse.Namespace, echo: Callable[[str], None]) -> int:
     results: dict[str, list[SimResult]] = {}
     for contender in contenders:
         results[contender.key] = [
-            simulate(contender, trace, fleet, SimConfig(timing=timing, warmup=args.warmup, seed=seed), cost)
+            simulate(
+                contender,
+                trace,
+                fleet,
+                SimConfig(timing=timing, warmup=args.warmup, seed=seed, start=args.start),
+                cost,
+            )
             for seed in range(args.seed, args.seed + args.rounds)
         ]
     extra = {

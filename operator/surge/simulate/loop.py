@@ -70,6 +70,9 @@ class SimConfig:
     warmup: float = 45.0  # seconds at the trace's first demand before t = 0 (bench/spike does the same)
     start_jitter: float = 10.0  # plus U(0, this): the bench's random start offset
     seed: int = 1  # phases of ticks and scrapes, jitter; same seed, same result
+    # Epoch seconds where the warm-up starts: the engine's `now` is this plus the virtual seconds, so rules
+    # that look at the time of day (schedules) see the date chosen here. 0 = 1970-01-01T00:00:00Z.
+    start: float = 0.0
     settings: EngineSettings = field(default_factory=EngineSettings)
 
 
@@ -275,11 +278,12 @@ def simulate(
     fleet = Fleet(
         fleet_spec.container, fleet_spec.cpu_request_m, fleet_spec.memory_request, timing, cost or CostModel()
     )
-    fleet.scale(fleet_spec.replicas, -timing.pod_start_delay)  # the fleet is up before the warm-up
+    t0 = config.start
+    fleet.scale(fleet_spec.replicas, t0 - timing.pod_start_delay)  # the fleet is up before the warm-up
     db = TSDB()
     scaler = _Autoscaler(contender, fleet, db, config.settings)
     clock = VirtualClock()
-    end = lead + trace.duration
+    end = t0 + lead + trace.duration
     samples: list[Sample] = []
     ticks: list[Tick] = []
     first_demand = round(trace.demand_at(0.0))
@@ -295,7 +299,7 @@ def simulate(
             clock.at(start, priority, lambda: fire(0))
 
     def plane(t: float) -> None:
-        trace_t = round(t - lead, 6)
+        trace_t = round(t - t0 - lead, 6)
         demand = first_demand if trace_t < 0 else round(trace.demand_at(trace_t))
         sample = fleet.step(t, demand)
         if trace_t >= 0:
@@ -304,16 +308,18 @@ def simulate(
     def tick() -> None:
         t = clock.now
         decision = scaler.tick(t)
-        ticks.append(Tick(round(t - lead, 3), decision.from_replicas, decision.to_replicas, decision.reason))
+        ticks.append(
+            Tick(round(t - t0 - lead, 3), decision.from_replicas, decision.to_replicas, decision.reason)
+        )
         wobble = 1 + jitter_rng.uniform(-contender.jitter, contender.jitter) if contender.jitter else 1.0
         clock.at(t + contender.spec.interval * wobble, _TICK, tick)
 
     step = timing.plane_step
     first_step = lead - int(lead / step) * step
-    every(first_step, step, _PLANE, plane)
-    every(ms_phase, timing.metrics_resolution, _METRICS_SERVER, fleet.metrics_server_scrape)
-    every(prom_phase, timing.scrape_interval, _PROMETHEUS, lambda t: db.scrape(t, fleet.exported(t)))
-    clock.at(tick_phase, _TICK, tick)
+    every(t0 + first_step, step, _PLANE, plane)
+    every(t0 + ms_phase, timing.metrics_resolution, _METRICS_SERVER, fleet.metrics_server_scrape)
+    every(t0 + prom_phase, timing.scrape_interval, _PROMETHEUS, lambda t: db.scrape(t, fleet.exported(t)))
+    clock.at(t0 + tick_phase, _TICK, tick)
     clock.run_until(end + 1e-9)
     if not samples:
         raise ValueError("the trace is shorter than one step of the data plane")
