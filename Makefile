@@ -110,6 +110,16 @@ cluster-down: ## Stop the embedded cluster and Prometheus.
 cluster-status: ## Versions and health of every component.
 	bash testbed/cluster.sh status
 
+# The Helm chart (issue 12): the pinned helm (testbed/helm) lints and renders charts/surge in both RBAC
+# modes; no cluster needed. tests/integration/test_helm_chart.py does the cluster part.
+.PHONY: helm-lint
+helm-lint: ## Build (or reuse) the pinned helm; lint --strict + render charts/surge (cluster and namespaced).
+	bash testbed/build.sh helm
+	eval "$$(bash testbed/cluster.sh env)"; helm="$$SURGE_BIN_DIR/helm"; \
+	"$$helm" lint --strict charts/surge; \
+	"$$helm" lint --strict charts/surge --set rbac.mode=namespaced --set 'rbac.namespaces={team-a,team-b}' --set rbac.recreate=true; \
+	"$$helm" template surge charts/surge -n surge-system >/dev/null
+
 ##@ Game and load
 # Added by the game/load work (issue 4): the game server and the load generator on their own. `make demo`
 # wires them to the operator. Knobs: LOAD_SCENARIO, LOAD_TIME_SCALE, LOAD_OUT, LOAD_NS, LOAD_DEPLOY.
