@@ -174,6 +174,32 @@ def test_the_chart_crds_are_the_repository_crds(helm: Helm, tmp_path: Path) -> N
     assert packaged == ours
 
 
+def _leaves(values: Obj, prefix: str = "") -> Iterator[str]:
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            yield from _leaves(value, f"{path}.")
+        else:
+            yield path
+
+
+def test_the_readme_lists_every_value() -> None:
+    """Each value of values.yaml (or the map holding it, e.g. `resources`) has a row in the README."""
+    readme = (CHART / "README.md").read_text()
+    rows = {line.split("`")[1] for line in readme.splitlines() if line.startswith("| `")}
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    missing = []
+    for leaf in _leaves(values):
+        parts = leaf.split(".")
+        if not any(".".join(parts[:n]) in rows for n in range(1, len(parts) + 1)):
+            missing.append(leaf)
+    assert not missing, f"not in charts/surge/README.md: {missing}"
+    stale = sorted(
+        r for r in rows if not any(leaf == r or leaf.startswith(f"{r}.") for leaf in _leaves(values))
+    )
+    assert not stale, f"README rows for values that do not exist: {stale}"
+
+
 # --- lint and bad values ---------------------------------------------------------------------------------
 
 
@@ -249,9 +275,9 @@ def test_install_creates_what_template_renders_and_uninstall_removes_it(
             o["metadata"].setdefault("namespace", release_ns)
     expected = {_key(o) for o in rendered}
 
-    # Helm 4 applies crds/ server-side: CRDs already applied by kubectl (`make install`, the `crd` fixture)
-    # conflict on .spec.versions. The two ways out, as the chart's README says: take the fields over
-    # (--force-conflicts; the content is the same) or leave the CRDs alone (--skip-crds).
+    # Helm 4 applies crds/ server-side: if the cluster's CRDs were applied by kubectl (`make install`, the
+    # `crd` fixture) from a different revision of crds/, that conflicts on .spec.versions. The two ways out,
+    # as the chart's README says: take the fields over (--force-conflicts) or leave them (--skip-crds).
     crd_flag = "--force-conflicts" if which == "default" else "--skip-crds"
     helm.run("install", release, str(CHART), "-n", release_ns, "-f", helm._values_file(values), crd_flag)
     try:
