@@ -349,18 +349,49 @@ def _without_selectors(o: Obj) -> Obj:
     return spec
 
 
+def _namespaced_recreate(tmp: Path) -> Path:
+    """manifests/namespaced with the recreate-namespaced component in both namespaces, as its comments say.
+
+    (Paths relative: kustomize refuses absolute ones.)"""
+    manifests = ROOT / "manifests"
+    for ns in ("team-a", "team-b"):
+        (tmp / ns).mkdir()
+        up = Path(os.path.relpath(manifests, tmp / ns))
+        (tmp / ns / "kustomization.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "namespace": ns,
+                    "resources": [str(up / "namespaced" / "watched" / "base")],
+                    "components": [str(up / "components" / "recreate-namespaced")],
+                }
+            )
+        )
+    up = Path(os.path.relpath(manifests, tmp))
+    resources = [str(up / "crd"), str(up / "namespaced" / "operator"), "team-a", "team-b"]
+    (tmp / "kustomization.yaml").write_text(yaml.safe_dump({"resources": resources}))
+    return tmp
+
+
+NAMESPACED = {"mode": "namespaced", "namespaces": ["team-a", "team-b"]}
+
+
 @pytest.mark.parametrize(
     ("kustomization", "values"),
     [
         ("default", {}),
         ("recreate", {"rbac": {"recreate": True}}),
-        ("namespaced", {"rbac": {"mode": "namespaced", "namespaces": ["team-a", "team-b"]}}),
+        ("namespaced", {"rbac": NAMESPACED}),
+        ("namespaced+recreate", {"rbac": {**NAMESPACED, "recreate": True}}),
     ],
 )
 def test_the_chart_renders_what_kustomize_renders(
-    testbed: Testbed, helm: Helm, kustomization: str, values: Obj
+    testbed: Testbed, helm: Helm, kustomization: str, values: Obj, tmp_path: Path
 ) -> None:
-    kust = [o for o in _kustomize(testbed, ROOT / "manifests" / kustomization)]
+    if kustomization == "namespaced+recreate":
+        path = _namespaced_recreate(tmp_path)
+    else:
+        path = ROOT / "manifests" / kustomization
+    kust = _kustomize(testbed, path)
     chart = _docs(helm.template(values))
     for o in chart:
         if o["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
