@@ -167,7 +167,21 @@ METRICS: tuple[dict[str, Any], ...] = (
 )
 
 
-def carrier(metric: dict[str, Any]) -> dict[str, Any]:
+# The three shapes of a schedule; carriers take turns so that each field is item 0 of some carrier.
+SCHEDULES: tuple[dict[str, Any], ...] = (
+    {"name": "release", "start": "2026-12-08T18:00:00Z", "end": "2026-12-08T20:00:00Z", "minReplicas": 1},
+    {"name": "launch", "start": "2026-12-09T19:00:00+01:00", "duration": "90m", "minReplicas": 1},
+    {
+        "name": "evenings",
+        "cron": "0 18 * * MON-FRI",
+        "timeZone": "Europe/Berlin",
+        "duration": "3h",
+        "minReplicas": 1,
+    },
+)
+
+
+def carrier(metric: dict[str, Any], schedule: dict[str, Any] = SCHEDULES[0]) -> dict[str, Any]:
     return copy.deepcopy(
         {
             "scaleTargetRef": _TARGET_REF,
@@ -187,13 +201,16 @@ def carrier(metric: dict[str, Any]) -> dict[str, Any]:
                 },
                 "predictive": {"lookahead": "1m", "history": "30m"},
                 "fallback": {"failureThreshold": 3, "replicas": 5, "behavior": "RaiseOnly"},
+                "schedules": [schedule],
             },
             "vertical": _VERTICAL,
         }
     )
 
 
-CARRIERS: tuple[dict[str, Any], ...] = tuple(carrier(m) for m in METRICS)
+CARRIERS: tuple[dict[str, Any], ...] = tuple(
+    carrier(m, SCHEDULES[i % len(SCHEDULES)]) for i, m in enumerate(METRICS)
+)
 
 
 def carriers_with(path: SchemaPath) -> list[dict[str, Any]]:

@@ -132,6 +132,48 @@ def _buffer_sizes(valid: bool) -> st.SearchStrategy[Any]:
     return st.one_of(good, st.sampled_from([0, "0", "0%", "1001%", 10_000_000, "25 %", "12345678"]))
 
 
+_CRONS = ("0 18 * * *", "*/15 9-17 * * MON-FRI", "0 0 1,15 * *", "30 2 29 FEB *", "0 6 * JAN-MAR SUN,7")
+_BAD_CRONS = ("0 18 * *", "60 * * * *", "5-1 * * * *", "0 0 31 2 *", "* * * * FOO", "*/0 * * * *")
+_ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata")
+
+
+def _schedules(valid: bool) -> st.SearchStrategy[list[dict[str, Any]]]:
+    """Schedules with unique names and windows that never overlap (one hour apart, or distinct crons)."""
+
+    def build(index: int, kind: int, cron: str, zone: str, minutes: int, floor: int) -> dict[str, Any]:
+        base: dict[str, Any] = {"name": f"s{index}", "minReplicas": floor}
+        if kind == 0:
+            return {
+                **base,
+                "cron": f"{index} {cron.split(' ', 1)[1]}",
+                "timeZone": zone,
+                "duration": f"{minutes}m",
+            }
+        start = f"2026-12-0{index + 1}T18:00:00Z"
+        if kind == 1:
+            return {**base, "start": start, "duration": f"{minutes}m"}
+        return {
+            **base,
+            "start": start,
+            "end": f"2026-12-0{index + 1}T{18 + minutes // 60:02d}:{minutes % 60:02d}:00Z",
+        }
+
+    one = st.tuples(
+        st.integers(0, 2),
+        st.sampled_from(_CRONS),
+        st.sampled_from(_ZONES),
+        st.integers(1, 300),
+        st.integers(1, 60),
+    )
+    good = st.lists(one, max_size=3).map(lambda items: [build(i, *item) for i, item in enumerate(items)])
+    if valid:
+        return good
+    bad = st.sampled_from(_BAD_CRONS).map(
+        lambda c: [{"name": "bad", "cron": c, "duration": "1h", "minReplicas": 2}]
+    )
+    return st.one_of(good, bad)
+
+
 def _node(path: SchemaPath, node: dict[str, Any], valid: bool) -> st.SearchStrategy[Any]:
     name = path[-1] if path else ""
     if "enum" in node:
@@ -140,6 +182,8 @@ def _node(path: SchemaPath, node: dict[str, Any], valid: bool) -> st.SearchStrat
     if name == "metrics":
         items = _metric((*path, ITEM), node["items"], valid)
         return st.lists(items, min_size=node["minItems"], max_size=3)
+    if name == "schedules":
+        return _schedules(valid)
     if name == "target":
         return _target(path, node, valid)
     if name == "size":

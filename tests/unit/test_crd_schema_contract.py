@@ -72,6 +72,7 @@ CONTEXT: dict[str, Context] = {
         _set(s, "vertical.lowerBoundPercentile", v if _within(v, 0, 0.5) else 0.5),
     ),
     "spec.horizontal.predictive.lookahead": lambda s, v: _set(s, "horizontal.predictive.history", "24h"),
+    "spec.horizontal.schedules[0].minReplicas": lambda s, v: _set(s, "horizontal.maxReplicas", 10000),
     "spec.vertical.containerPolicies[0].minAllowed.cpu": lambda s, v: _set(
         s, "vertical.containerPolicies.0.maxAllowed.cpu", "1E"
     ),
@@ -257,6 +258,16 @@ def test_number_bounds(path: SchemaPath, node: dict[str, Any]) -> None:
 def _long(path: SchemaPath, current: Any, length: int) -> str:
     """A valid value of exactly ``length`` characters, built from the carrier's value."""
     text = str(current)
+    name = path[-1]
+    if name in ("start", "end"):  # RFC 3339 with nanoseconds and an offset is the longest
+        return text[:19] + "." + "0" * (length - 26) + "+00:00"
+    if name == "cron":  # a minute list of zeros: '0,0,...,0 18 * * MON-FRI'
+        rest = text.split(" ", 1)[1]
+        pad = length - len(rest) - 1
+        return ("00" + ",0" * ((pad - 2) // 2) if pad % 2 == 0 else "0" + ",0" * (pad // 2)) + " " + rest
+    if name == "timeZone":
+        longest = "America/Argentina/ComodRivadavia"  # the CRD's limit is the longest IANA name
+        return longest if length == len(longest) else "A" * length
     if text[:1].isdigit():
         return "0" * (length - len(text)) + text  # leading zeros: quantities, durations, buffer sizes
     name = path[-1]
@@ -290,6 +301,11 @@ def test_min_length(path: SchemaPath, node: dict[str, Any]) -> None:
 def _items(path: SchemaPath, current: list[Any], count: int) -> list[Any]:
     if path[-1] == "controlledResources":
         return (["cpu", "memory"] * count)[:count]
+    if path[-1] == "schedules":  # unique names, windows that cannot overlap
+        return [
+            {"name": f"s{i}", "cron": f"{i} 18 * * *", "duration": "1m", "minReplicas": 1}
+            for i in range(count)
+        ]
     if path[-1] == "containerPolicies":
         return [{**current[0], "containerName": f"c{i}"} for i in range(count)]
     return [current[0]] * count

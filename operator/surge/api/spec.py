@@ -31,6 +31,7 @@ from surge.api._fields import (
     read_str,
     shown,
 )
+from surge.api.schedule import Cron, Zone, format_utc, latest_start, load_zone, parse_cron, parse_rfc3339
 
 __all__ = [
     "Behavior",
@@ -62,6 +63,7 @@ __all__ = [
     "ScalingPolicy",
     "ScalingPolicyType",
     "ScalingRules",
+    "Schedule",
     "SelectPolicy",
     "SpecError",
     "Tolerance",
@@ -307,6 +309,43 @@ class Fallback:
 
 
 @dataclass(frozen=True, slots=True)
+class Schedule:
+    """A floor of replicas over a window: once (``start``) or recurring (``cron`` on ``time_zone``'s clocks).
+
+    The window is [start, start + length); ``end`` and ``duration`` are the spec's fields as given.
+    """
+
+    name: str
+    min_replicas: int
+    start: float | None = None  # epoch seconds
+    end: float | None = None  # epoch seconds
+    cron: Cron | None = None
+    duration: float | None = None  # seconds
+    time_zone: Zone | None = None  # None: UTC
+
+    @property
+    def length(self) -> float:
+        if self.duration is not None:
+            return self.duration
+        assert self.start is not None  # the parser's rule: start with end or duration
+        assert self.end is not None
+        return self.end - self.start
+
+    def window_at(self, now: float) -> tuple[float, float] | None:
+        """The window holding ``now`` as (start, end) epoch seconds, or None when none does."""
+        if self.start is not None:
+            end = self.start + self.length
+            return (self.start, end) if self.start <= now < end else None
+        assert self.cron is not None
+        began = latest_start(self.cron, self.time_zone or load_zone("UTC"), now, self.length)
+        return None if began is None else (float(began), began + self.length)
+
+
+SCHEDULES_MAX = 16
+SCHEDULE_DURATION_MAX = 7 * 86400.0
+
+
+@dataclass(frozen=True, slots=True)
 class HorizontalSpec:
     max_replicas: int
     metrics: tuple[MetricSpec, ...]
@@ -315,6 +354,7 @@ class HorizontalSpec:
     behavior: Behavior = field(default_factory=Behavior)
     predictive: Predictive | None = None
     fallback: Fallback | None = None
+    schedules: tuple[Schedule, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -625,6 +665,88 @@ def _parse_rules(raw: Any, path: str, defaults: ScalingRules) -> ScalingRules:
     return ScalingRules(stabilization_window_seconds=window, select_policy=select, policies=policies)
 
 
+def _parse_schedule(raw: Any, path: str, max_replicas: int) -> Schedule:
+    sch = mapping(raw, path)
+    name = _check(read_str(sch, "name", path, max_len=63), _DNS_LABEL_RE, f"{path}.name", "a DNS label name")
+    has_start, has_cron = sch.get("start") is not None, sch.get("cron") is not None
+    if has_start == has_cron:
+        raise SpecError(path, "exactly one of start (one window) / cron (recurring windows) must be set")
+    has_end, has_duration = sch.get("end") is not None, sch.get("duration") is not None
+    duration = (
+        read_duration(sch, "duration", path, None, 1.0, SCHEDULE_DURATION_MAX) if has_duration else None
+    )
+    min_replicas = read_int(sch, "minReplicas", path, None, 1, MAX_REPLICAS)
+    if min_replicas > max_replicas:
+        raise SpecError(f"{path}.minReplicas", f"must be <= maxReplicas ({max_replicas}), got {min_replicas}")
+    if has_cron:
+        if has_end:
+            raise SpecError(f"{path}.end", "is for a start time; a cron window lasts its duration")
+        if duration is None:
+            raise SpecError(f"{path}.duration", "is required with cron: how long each window lasts")
+        text = read_str(sch, "cron", path, max_len=100)
+        try:
+            cron = parse_cron(text)
+        except ValueError as exc:
+            raise SpecError(f"{path}.cron", str(exc)) from None
+        zone = None
+        if sch.get("timeZone") is not None:
+            zone_name = read_str(sch, "timeZone", path, max_len=64)
+            try:
+                zone = load_zone(zone_name)
+            except ValueError as exc:
+                raise SpecError(f"{path}.timeZone", str(exc)) from None
+        return Schedule(name, min_replicas, cron=cron, duration=duration, time_zone=zone)
+    if sch.get("timeZone") is not None:
+        raise SpecError(f"{path}.timeZone", "applies to cron only: start carries its own UTC offset")
+    start = _read_time(sch, "start", path)
+    if has_end == has_duration:
+        raise SpecError(path, "exactly one of end / duration must be set with start")
+    end = _read_time(sch, "end", path) if has_end else None
+    if end is not None and not 1.0 <= end - start <= SCHEDULE_DURATION_MAX:
+        raise SpecError(f"{path}.end", "must be after start, by at most 168h (7 days)")
+    return Schedule(name, min_replicas, start=start, end=end, duration=duration)
+
+
+def _read_time(parent: Mapping[str, Any], key: str, path: str) -> float:
+    text = read_str(parent, key, path, max_len=35)
+    try:
+        return parse_rfc3339(text)
+    except ValueError as exc:
+        raise SpecError(f"{path}.{key}", str(exc)) from None
+
+
+def _parse_schedules(raw: Any, path: str, max_replicas: int) -> tuple[Schedule, ...]:
+    items = read_list(raw, path, 0, SCHEDULES_MAX)
+    out = tuple(_parse_schedule(item, f"{path}[{i}]", max_replicas) for i, item in enumerate(items))
+    for i, sch in enumerate(out):
+        for j, other in enumerate(out[:i]):
+            if sch.name == other.name:
+                raise SpecError(f"{path}[{i}].name", f"duplicate schedule name {shown(sch.name)}")
+            # Statically decidable overlaps only: two one-off windows, or the same cron on the same clocks.
+            if (
+                sch.start is not None
+                and other.start is not None
+                and sch.start < other.start + other.length
+                and other.start < sch.start + sch.length
+            ):
+                raise SpecError(
+                    f"{path}[{i}]",
+                    f"its window {format_utc(sch.start)}..{format_utc(sch.start + sch.length)} overlaps "
+                    f"the window of schedule {other.name!r} (schedules[{j}])",
+                )
+            if (
+                sch.cron is not None
+                and other.cron is not None
+                and sch.cron.text == other.cron.text
+                and (sch.time_zone or load_zone("UTC")).name == (other.time_zone or load_zone("UTC")).name
+            ):
+                raise SpecError(
+                    f"{path}[{i}].cron",
+                    f"is the same as schedule {other.name!r}'s in the same time zone: their windows overlap",
+                )
+    return out
+
+
 def _parse_horizontal(raw: Any, path: str) -> HorizontalSpec:
     hor = mapping(raw, path)
     items = read_list(hor.get("metrics"), f"{path}.metrics", 1, 16) if "metrics" in hor else None
@@ -690,6 +812,11 @@ def _parse_horizontal(raw: Any, path: str) -> HorizontalSpec:
         behavior=behavior,
         predictive=predictive,
         fallback=fallback,
+        schedules=(
+            _parse_schedules(hor["schedules"], f"{path}.schedules", max_replicas)
+            if hor.get("schedules") is not None
+            else ()
+        ),
     )
 
 

@@ -34,6 +34,7 @@ from surge.decision.fallback import fallback_replicas, next_failure_count
 from surge.decision.horizontal import MetricProposal, propose
 from surge.decision.model import EngineSettings, Observation, PodInfo
 from surge.decision.predictive import PredictiveState, predict_replicas
+from surge.decision.schedule import SCHEDULED_MINIMUM, active_floor
 from surge.decision.vertical import ContainerEstimate, ContainerResize, VerticalState, vertical_step
 
 __all__ = ["ConditionUpdate", "Decision", "PlanState", "plan"]
@@ -301,6 +302,13 @@ def plan(
         reason = "target has 0 replicas and minReplicas > 0: autoscaling is disabled until it is scaled up"
         return Decision(now, 0, 0, reason, scaling_active=False, state=st, unapplied_state=st, **common)
 
+    # A scheduled floor is a temporary minReplicas (decision/schedule.py): every path below honours it.
+    scheduled = active_floor(hor.schedules, now, hor.max_replicas)
+    if scheduled is not None and scheduled.replicas > hor.min_replicas:
+        hor = replace(hor, min_replicas=scheduled.replicas)
+    else:
+        scheduled = None
+
     fallback = None
     if not ok:
         fallback = fallback_replicas(
@@ -350,6 +358,9 @@ def plan(
             st = PlanState(state.behavior, failures, predictive, vstate)
             return _hold(hor, current, headline, st, now, common)
 
+    reactive = raw
+    if scheduled is not None and raw < scheduled.replicas:
+        raw = scheduled.replicas  # remembered by stabilization: the window's end is a normal scale-down
     result = normalize(
         current=current,
         desired=raw,
@@ -363,6 +374,9 @@ def plan(
     reason = headline
     if limited_by:
         reason += f"; {limited_by}: {result.message} ({raw} -> {result.replicas})"
+    if scheduled is not None and reactive < scheduled.replicas and result.replicas == scheduled.replicas:
+        limited_by = SCHEDULED_MINIMUM
+        reason = f"{scheduled.describe()} ({headline}; {reactive} -> {result.replicas})"
     unapplied = PlanState(result.state, failures, predictive, vstate)
     applied = replace(
         unapplied, behavior=record_scale(result.state, hor.behavior, now, current, result.replicas)
