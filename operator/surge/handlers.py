@@ -75,6 +75,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     supervisor.start()
     memo["supervisor"] = supervisor
     memo["metrics"] = metrics
+    metrics.policies.set_function(lambda: supervisor.policy_count)  # read at each scrape: never stale
     runners = []
     if cfg.metrics_port:
         runners.append(await serve(cfg.metrics_bind_address, cfg.metrics_port, metrics=metrics, health=None))

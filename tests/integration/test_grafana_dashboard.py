@@ -230,6 +230,7 @@ def test_every_panel_query_returns_data_from_the_operators_real_metrics(
             outcomes = {r["metric"]["outcome"] for r in one(f'surge_tick_seconds_count{{job="{job}"}}')}
             assert {"ok", "no-target"} <= outcomes
             assert one(f'surge_scale_actions_total{{job="{job}",direction="up"}}')
+            assert [float(r["value"][1]) for r in one(f'surge_policies{{job="{job}"}}')] == [3.0]
         finally:
             sd_file.unlink(missing_ok=True)
             proc.send_signal(signal.SIGTERM)
