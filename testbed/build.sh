@@ -36,6 +36,11 @@ go_build() {
   shift 5
   local out
   out=$(cache_dir "$component" "$version")
+  # Two builds of one component at once (two shells, a test that brings the cluster up) would share
+  # $out.tmp and delete each other's output: the second waits for the first, then finds the cache.
+  local lock_fd
+  exec {lock_fd}>"$out.lock"
+  flock "$lock_fd"
   if [[ -f "$out/.complete" ]]; then
     log "$component $version: cached in $out"
   else
@@ -52,6 +57,7 @@ go_build() {
   fi
   local f
   for f in "$out"/*; do ln -sfn "$f" "$current/$(basename "$f")"; done
+  exec {lock_fd}>&-
 }
 
 build_kubernetes() {
