@@ -13,7 +13,7 @@ from pathlib import Path
 
 import surge.decision.checkpoint as checkpoint_module
 from surge.api import conditions, reasons
-from surge.decision import behavior
+from surge.decision import behavior, schedule
 from surge.persistence import checkpoints
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "troubleshooting.md"
@@ -37,6 +37,7 @@ def _checkpoint_error_reasons() -> set[str]:
 def emitted_reasons() -> set[str]:
     found = _constants(reasons, [n for n in reasons.__all__ if n.isupper()])
     found |= _constants(behavior, [n for n in behavior.__all__ if n.isupper()])
+    found |= _constants(schedule, [n for n in schedule.__all__ if n.isupper()])  # scheduled floors
     found |= {checkpoints.UNREADABLE} | _checkpoint_error_reasons()
     return found
 
