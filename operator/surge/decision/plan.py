@@ -374,7 +374,7 @@ def plan(
     reason = headline
     if limited_by:
         reason += f"; {limited_by}: {result.message} ({raw} -> {result.replicas})"
-    if scheduled is not None and reactive < scheduled.replicas and result.replicas == scheduled.replicas:
+    if scheduled is not None and reactive <= scheduled.replicas and result.replicas == scheduled.replicas:
         limited_by = SCHEDULED_MINIMUM
         reason = f"{scheduled.describe()} ({headline}; {reactive} -> {result.replicas})"
     unapplied = PlanState(result.state, failures, predictive, vstate)
