@@ -23,7 +23,7 @@ from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
-LEAD, LENGTH, FLOOR = 8.0, 20.0, 5
+LEAD, LENGTH, FLOOR = 12.0, 20.0, 5  # lead: the operator sees the policy before the window
 
 
 def test_schedule_window_raises_to_its_floor_and_ends_with_a_normal_scale_down(

@@ -23,7 +23,7 @@ from surge.api.schedule import (
     parse_rfc3339,
 )
 from surge.api.spec import PolicySpec, SpecError
-from surge.decision import Observation, PlanState, ScalarReading, plan
+from surge.decision import MetricError, Observation, PlanState, ScalarReading, plan
 from surge.decision.schedule import SCHEDULED_MINIMUM
 from tests.unit.builders import spec
 
@@ -411,3 +411,12 @@ def test_floor_is_bounded_by_max_and_absent_schedules_change_nothing() -> None:
     assert policy.horizontal.schedules == ()
     d = _tick(policy, 2, 20, PlanState(), START)
     assert (d.to_replicas, d.limited_by) == (2, "")
+
+
+def test_a_floor_applies_when_every_metric_failed() -> None:
+
+    policy = _spec(RELEASE)
+    broken = Observation(current_replicas=2, readings={"prometheus-0": MetricError("prometheus down")})
+    during = plan(policy, broken, PlanState(), START + 60)
+    assert during.to_replicas == 8
+    assert plan(policy, broken, PlanState(), START - 60).to_replicas == 2  # before it: hold, as always
