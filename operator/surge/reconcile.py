@@ -349,6 +349,8 @@ async def _reconcile(
         last_decision=memory.last_decision,
         consecutive_failures=memory.state.consecutive_failures,
         conditions=st.conditions,
+        # Absent when no schedule floor is in force: the merge patch then removes the key.
+        extra={"activeSchedule": decision.active_schedule.to_status()} if decision.active_schedule else None,
     )
     await _write(tick, status)
     if not failures and not applied and not dry:

@@ -55,10 +55,16 @@ def test_schedule_window_raises_to_its_floor_and_ends_with_a_normal_scale_down(
     def floor_in_status() -> bool:
         load_all(k8s_api, namespace, "web", "20m")  # the new pods idle too (again: they may be new)
         last = policy_status(k8s_api, namespace, "web").get("lastDecision", {})
-        return last.get("limitedBy") == "ScheduledMinimum" and last.get("to") == FLOOR
+        return bool(last.get("limitedBy") == "ScheduledMinimum" and last.get("to") == FLOOR)
 
     wait_until(floor_in_status, timeout=start + LENGTH - time.time(), what="ScheduledMinimum in status")
-    last = policy_status(k8s_api, namespace, "web")["lastDecision"]
+    status = policy_status(k8s_api, namespace, "web")
+    assert status["activeSchedule"] == {
+        "name": "release",
+        "minReplicas": FLOOR,
+        "until": format_utc(start + LENGTH),
+    }
+    last = status["lastDecision"]
     assert last["reason"].startswith(f"schedule release: at least {FLOOR} replicas until "), last
     assert format_utc(start + LENGTH) in last["reason"]
 
@@ -70,4 +76,6 @@ def test_schedule_window_raises_to_its_floor_and_ends_with_a_normal_scale_down(
     assert lowered_at >= start + LENGTH + 3, (
         f"scaled down {lowered_at - start - LENGTH:.1f}s after the window"
     )
-    assert policy_status(k8s_api, namespace, "web")["lastDecision"]["limitedBy"] != "ScheduledMinimum"
+    status = policy_status(k8s_api, namespace, "web")
+    assert status["lastDecision"]["limitedBy"] != "ScheduledMinimum"
+    assert "activeSchedule" not in status

@@ -366,6 +366,8 @@ def test_floor_in_plan(now: float, demand: float, current: int, to: int, limited
     )
     d = _tick(policy, current, demand, PlanState(), now)
     assert (d.to_replicas, d.limited_by) == (to, limited_by), d.reason
+    in_window = START <= now < START + 3600
+    assert (d.active_schedule is not None) == in_window
     if limited_by == SCHEDULED_MINIMUM:
         assert d.reason.startswith("schedule release: at least 8 replicas until 2026-12-08T19:00:00Z"), (
             d.reason

@@ -34,7 +34,7 @@ from surge.decision.fallback import fallback_replicas, next_failure_count
 from surge.decision.horizontal import MetricProposal, propose
 from surge.decision.model import EngineSettings, Observation, PodInfo
 from surge.decision.predictive import PredictiveState, predict_replicas
-from surge.decision.schedule import SCHEDULED_MINIMUM, active_floor
+from surge.decision.schedule import SCHEDULED_MINIMUM, ActiveFloor, active_floor
 from surge.decision.vertical import ContainerEstimate, ContainerResize, VerticalState, vertical_step
 
 __all__ = ["ConditionUpdate", "Decision", "PlanState", "plan"]
@@ -113,6 +113,7 @@ class Decision:
     # ...and when it was not (DryRun, paused, or the write failed): no scale event.
     unapplied_state: PlanState = field(default_factory=PlanState)
     hold_until: float | None = None  # a stabilization window holds the count until then
+    active_schedule: ActiveFloor | None = None  # the highest open schedule floor (status.activeSchedule)
 
     @property
     def scale_changed(self) -> bool:
@@ -393,6 +394,7 @@ def plan(
         state=applied,
         unapplied_state=unapplied,
         hold_until=result.hold_until,
+        active_schedule=scheduled,
         **common,
     )
 

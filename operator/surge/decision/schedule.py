@@ -25,6 +25,10 @@ class ActiveFloor:
     replicas: int
     end: float  # epoch seconds: when that schedule's window ends
 
+    def to_status(self) -> dict[str, object]:
+        """``status.activeSchedule``: which floor is in force, and until when."""
+        return {"name": self.name, "minReplicas": self.replicas, "until": format_utc(self.end)}
+
     def describe(self) -> str:
         return f"schedule {self.name}: at least {self.replicas} replicas until {format_utc(self.end)}"
 
