@@ -275,6 +275,9 @@ def repair(spec: dict[str, Any]) -> dict[str, Any]:
             m["type"] in ("Prometheus", "Buffer") for m in hor["metrics"]
         ):
             hor["minReplicas"] = 1
+        for schedule in hor.get("schedules", []):  # a floor is at most maxReplicas
+            if _ints(schedule["minReplicas"], hor["maxReplicas"]):
+                schedule["minReplicas"] = min(schedule["minReplicas"], max(hor["maxReplicas"], 1))
         for metric in hor["metrics"]:
             _repair_resource(metric.get("resource"))
             buffer = metric.get("buffer")
