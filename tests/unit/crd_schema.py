@@ -208,8 +208,15 @@ def carrier(metric: dict[str, Any], schedule: dict[str, Any] = SCHEDULES[0]) -> 
     )
 
 
+def _carrier_schedule(index: int, metric: dict[str, Any]) -> dict[str, Any]:
+    schedule = SCHEDULES[index % len(SCHEDULES)]
+    if metric["type"] == "Buffer":  # minFreeCapacity needs a Buffer metric (a CEL rule)
+        schedule = {**schedule, "minFreeCapacity": 500}
+    return schedule
+
+
 CARRIERS: tuple[dict[str, Any], ...] = tuple(
-    carrier(m, SCHEDULES[i % len(SCHEDULES)]) for i, m in enumerate(METRICS)
+    carrier(m, _carrier_schedule(i, m)) for i, m in enumerate(METRICS)
 )
 
 

@@ -140,8 +140,13 @@ _ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "As
 def _schedules(valid: bool) -> st.SearchStrategy[list[dict[str, Any]]]:
     """Schedules with unique names and windows that never overlap (one hour apart, or distinct crons)."""
 
-    def build(index: int, kind: int, cron: str, zone: str, minutes: int, floor: int) -> dict[str, Any]:
+    def build(
+        index: int, kind: int, cron: str, zone: str, minutes: int, floor: int, free: int | None, both: bool
+    ) -> dict[str, Any]:
+        # A floor of replicas, of free capacity, or both (repair drops minFreeCapacity without a Buffer).
         base: dict[str, Any] = {"name": f"s{index}", "minReplicas": floor}
+        if free is not None:
+            base = {"name": f"s{index}", "minFreeCapacity": free, **({"minReplicas": floor} if both else {})}
         if kind == 0:
             return {
                 **base,
@@ -164,6 +169,8 @@ def _schedules(valid: bool) -> st.SearchStrategy[list[dict[str, Any]]]:
         st.sampled_from(_ZONES),
         st.integers(1, 300),
         st.integers(1, 60),
+        st.none() | st.integers(0, 9_999_999),
+        st.booleans(),
     )
     good = st.lists(one, max_size=3).map(lambda items: [build(i, *item) for i, item in enumerate(items)])
     if valid:
@@ -275,8 +282,13 @@ def repair(spec: dict[str, Any]) -> dict[str, Any]:
             m["type"] in ("Prometheus", "Buffer") for m in hor["metrics"]
         ):
             hor["minReplicas"] = 1
-        for schedule in hor.get("schedules", []):  # a floor is at most maxReplicas
-            if _ints(schedule["minReplicas"], hor["maxReplicas"]):
+        has_buffer = any(m["type"] == "Buffer" for m in hor["metrics"])
+        for schedule in hor.get("schedules", []):
+            if not has_buffer and "minFreeCapacity" in schedule:  # minFreeCapacity needs a Buffer metric
+                del schedule["minFreeCapacity"]
+                schedule.setdefault("minReplicas", 1)
+            # a floor is at most maxReplicas
+            if "minReplicas" in schedule and _ints(schedule["minReplicas"], hor["maxReplicas"]):
                 schedule["minReplicas"] = min(schedule["minReplicas"], max(hor["maxReplicas"], 1))
         for metric in hor["metrics"]:
             _repair_resource(metric.get("resource"))

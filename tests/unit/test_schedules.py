@@ -23,7 +23,7 @@ from surge.api.schedule import (
     parse_rfc3339,
 )
 from surge.api.spec import PolicySpec, SpecError
-from surge.decision import MetricError, Observation, PlanState, ScalarReading, plan
+from surge.decision import BufferReading, MetricError, Observation, PlanState, ScalarReading, plan
 from surge.decision.schedule import SCHEDULED_MINIMUM
 from tests.unit.builders import spec
 
@@ -422,3 +422,176 @@ def test_a_floor_applies_when_every_metric_failed() -> None:
     during = plan(policy, broken, PlanState(), START + 60)
     assert during.to_replicas == 8
     assert plan(policy, broken, PlanState(), START - 60).to_replicas == 2  # before it: hold, as always
+
+
+# --------------------------------------------------------------------------------------------------
+# minFreeCapacity: a floor of the Buffer metrics' free capacity, applied inside the Buffer calculation.
+
+BUFFER: dict[str, Any] = {
+    "type": "Buffer",
+    "buffer": {"usedQuery": "sum(players)", "capacityPerReplica": 10, "size": 50},
+}
+FAST_UP = {
+    "scaleUp": {"policies": [{"type": "Percent", "value": 1000, "periodSeconds": 15}]},
+    "scaleDown": {"stabilizationWindowSeconds": 0},
+}
+
+
+def _buffer_spec(*schedules: dict[str, Any], size: Any = 50) -> PolicySpec:
+    metric = {**BUFFER, "buffer": {**BUFFER["buffer"], "size": size}}
+    return _spec(*schedules, metrics=[metric], maxReplicas=100, behavior=FAST_UP)
+
+
+def _buffer_tick(policy: PolicySpec, used: float | None, now: float, current: int = 45) -> Any:
+    reading = BufferReading(used) if used is not None else MetricError("prometheus down")
+    return plan(
+        policy, Observation(current_replicas=current, readings={"buffer-0": reading}), PlanState(), now
+    )
+
+
+FREE = {"name": "release", "start": "2026-12-08T18:00:00Z", "duration": "1h"}
+
+
+@pytest.mark.parametrize(
+    ("case", "schedule", "now", "proposal", "to", "raised", "status"),
+    [
+        # used 300 + buffer 50 at 10 per replica -> 35
+        ("no window", {**FREE, "minFreeCapacity": 500}, START - 1, 35, 35, False, None),
+        (
+            "free floor below the buffer: no change",
+            {**FREE, "minFreeCapacity": 20},
+            START,
+            35,
+            35,
+            False,
+            {"name": "release", "until": "2026-12-08T19:00:00Z", "minFreeCapacity": 20},
+        ),
+        (
+            "free floor above the buffer: 300 + 500 -> 80",
+            {**FREE, "minFreeCapacity": 500},
+            START + 1800,
+            80,
+            80,
+            True,
+            {"name": "release", "until": "2026-12-08T19:00:00Z", "minFreeCapacity": 500},
+        ),
+        (
+            "both floors, the replica floor higher",
+            {**FREE, "minFreeCapacity": 500, "minReplicas": 90},
+            START,
+            80,
+            90,
+            True,
+            {"name": "release", "until": "2026-12-08T19:00:00Z", "minReplicas": 90, "minFreeCapacity": 500},
+        ),
+        (
+            "both floors, the free floor higher",
+            {**FREE, "minFreeCapacity": 500, "minReplicas": 40},
+            START,
+            80,
+            80,
+            True,
+            {"name": "release", "until": "2026-12-08T19:00:00Z", "minReplicas": 40, "minFreeCapacity": 500},
+        ),
+    ],
+)
+def test_free_capacity_floor_in_plan(
+    case: str,
+    schedule: dict[str, Any],
+    now: float,
+    proposal: int,
+    to: int,
+    raised: bool,
+    status: dict[str, Any] | None,
+) -> None:
+    d = _buffer_tick(_buffer_spec(schedule), 300, now)
+    (buffer,) = d.proposals
+    assert (buffer.replicas, d.to_replicas) == (proposal, to), (case, d.reason)
+    assert ("raised from 50 by schedule release" in buffer.detail) == raised, buffer.detail
+    assert (d.active_schedule.to_status() if d.active_schedule else None) == status
+    if to == 90:
+        assert d.limited_by == SCHEDULED_MINIMUM
+    if raised and to == proposal:  # the reason is the Buffer metric's detail: it names the schedule
+        assert "buffer 500 (raised from 50 by schedule release)" in d.reason, d.reason
+
+
+def test_free_floor_raises_a_percent_buffer_and_never_lowers_one() -> None:
+    schedule = {**FREE, "minFreeCapacity": 500}
+    # 25% of 400 = 100 free -> raised to 500: (400 + 500) / 10 = 90
+    assert _buffer_tick(_buffer_spec(schedule, size="25%"), 400, START).proposals[0].replicas == 90
+    # 1000% of 400 = 4000 free, above the floor: (400 + 4000) / 10 = 440, capped later by maxReplicas
+    high = _buffer_tick(_buffer_spec(schedule, size="1000%"), 400, START).proposals[0]
+    assert high.replicas == 440
+    assert "raised" not in high.detail
+
+
+def test_the_highest_open_free_floor_wins_and_only_buffer_metrics_take_it() -> None:
+    evenings = {"name": "evenings", "cron": "0 18 * * *", "duration": "2h", "minFreeCapacity": 900}
+    policy = _spec(
+        {**FREE, "minFreeCapacity": 500},
+        evenings,
+        metrics=[METRIC, BUFFER],
+        maxReplicas=200,
+        behavior=FAST_UP,
+    )
+    readings = {"prometheus-0": ScalarReading(20), "buffer-1": BufferReading(300)}
+    d = plan(policy, Observation(current_replicas=30, readings=readings), PlanState(), START)
+    prom, buffer = d.proposals
+    assert prom.replicas == 2  # 20 / 10: the Prometheus metric knows nothing of free capacity
+    assert buffer.replicas == 120  # (300 + 900) / 10: the cron floor is higher than the release's 500
+    assert "by schedule evenings" in buffer.detail
+    assert d.active_schedule is not None
+    assert d.active_schedule.to_status() == {
+        "name": "evenings",
+        "until": "2026-12-08T20:00:00Z",
+        "minFreeCapacity": 900,
+    }
+
+
+def test_a_replica_floor_and_a_free_floor_of_different_schedules_are_both_shown() -> None:
+    evenings = {"name": "evenings", "cron": "0 18 * * *", "duration": "2h", "minFreeCapacity": 500}
+    d = _buffer_tick(_buffer_spec({**FREE, "minReplicas": 90}, evenings), 300, START)
+    assert d.to_replicas == 90
+    assert d.active_schedule is not None
+    assert d.active_schedule.to_status() == {
+        "name": "release",
+        "minReplicas": 90,
+        "until": "2026-12-08T19:00:00Z",
+        "minFreeCapacity": 500,
+        "freeCapacitySchedule": "evenings",
+    }
+
+
+def test_a_failed_buffer_metric_takes_no_free_floor_but_the_replica_floor_holds() -> None:
+    free_only = _buffer_tick(_buffer_spec({**FREE, "minFreeCapacity": 500}), None, START)
+    assert not free_only.proposals[0].ok
+    assert free_only.to_replicas == 45  # all metrics failed: hold; no used count to add free slots to
+    both = _buffer_tick(_buffer_spec({**FREE, "minFreeCapacity": 500, "minReplicas": 50}), None, START)
+    assert both.to_replicas == 50
+    assert both.active_schedule is not None
+    assert both.active_schedule.to_status()["minReplicas"] == 50
+
+
+@pytest.mark.parametrize(
+    ("schedule", "metrics", "path", "problem"),
+    [
+        ({**FREE, "minFreeCapacity": 500}, [METRIC], "schedules[0].minFreeCapacity", "needs a Buffer metric"),
+        (FREE, [BUFFER], "schedules[0]", "needs minReplicas .* minFreeCapacity"),
+        ({**FREE, "minFreeCapacity": -1}, [BUFFER], "schedules[0].minFreeCapacity", "must be in"),
+        ({**FREE, "minFreeCapacity": 10_000_000}, [BUFFER], "schedules[0].minFreeCapacity", "must be in"),
+        ({**FREE, "minFreeCapacity": 1.5}, [BUFFER], "schedules[0].minFreeCapacity", "integer"),
+    ],
+)
+def test_bad_free_floors_are_refused_naming_the_field(
+    schedule: dict[str, Any], metrics: list[Any], path: str, problem: str
+) -> None:
+    with pytest.raises(SpecError, match=problem) as err:
+        _spec(schedule, metrics=metrics)
+    assert err.value.path == f"spec.horizontal.{path}"
+
+
+def test_free_floors_parse() -> None:
+    parsed = _spec({**FREE, "minFreeCapacity": 0}, metrics=[METRIC, BUFFER])
+    assert parsed.horizontal is not None
+    (release,) = parsed.horizontal.schedules
+    assert (release.min_replicas, release.min_free_capacity) == (None, 0.0)

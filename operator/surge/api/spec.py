@@ -310,18 +310,21 @@ class Fallback:
 
 @dataclass(frozen=True, slots=True)
 class Schedule:
-    """A floor of replicas over a window: once (``start``) or recurring (``cron`` on ``time_zone``'s clocks).
+    """Floors over a window: once (``start``) or recurring (``cron`` on ``time_zone``'s clocks).
 
-    The window is [start, start + length); ``end`` and ``duration`` are the spec's fields as given.
+    A floor of replicas (``min_replicas``), of free capacity for every Buffer metric (``min_free_capacity``,
+    in the units of its used query), or both. The window is [start, start + length); ``end`` and
+    ``duration`` are the spec's fields as given.
     """
 
     name: str
-    min_replicas: int
+    min_replicas: int | None
     start: float | None = None  # epoch seconds
     end: float | None = None  # epoch seconds
     cron: Cron | None = None
     duration: float | None = None  # seconds
     time_zone: Zone | None = None  # None: UTC
+    min_free_capacity: float | None = None  # free slots every Buffer metric keeps while the window is open
 
     @property
     def length(self) -> float:
@@ -665,7 +668,7 @@ def _parse_rules(raw: Any, path: str, defaults: ScalingRules) -> ScalingRules:
     return ScalingRules(stabilization_window_seconds=window, select_policy=select, policies=policies)
 
 
-def _parse_schedule(raw: Any, path: str, max_replicas: int) -> Schedule:
+def _parse_schedule(raw: Any, path: str, max_replicas: int, has_buffer: bool) -> Schedule:
     sch = mapping(raw, path)
     name = _check(read_str(sch, "name", path, max_len=63), _DNS_LABEL_RE, f"{path}.name", "a DNS label name")
     has_start, has_cron = sch.get("start") is not None, sch.get("cron") is not None
@@ -675,9 +678,28 @@ def _parse_schedule(raw: Any, path: str, max_replicas: int) -> Schedule:
     duration = (
         read_duration(sch, "duration", path, None, 1.0, SCHEDULE_DURATION_MAX) if has_duration else None
     )
-    min_replicas = read_int(sch, "minReplicas", path, None, 1, MAX_REPLICAS)
-    if min_replicas > max_replicas:
+    min_replicas = (
+        read_int(sch, "minReplicas", path, None, 1, MAX_REPLICAS)
+        if sch.get("minReplicas") is not None
+        else None
+    )
+    if min_replicas is not None and min_replicas > max_replicas:
         raise SpecError(f"{path}.minReplicas", f"must be <= maxReplicas ({max_replicas}), got {min_replicas}")
+    free = None
+    if sch.get("minFreeCapacity") is not None:
+        # The bounds of an absolute Buffer size, but 0 is allowed: "no more than the spec's buffer".
+        free = float(read_int(sch, "minFreeCapacity", path, None, 0, BUFFER_SLOTS_MAX))
+        if not has_buffer:
+            raise SpecError(
+                f"{path}.minFreeCapacity",
+                "needs a Buffer metric in horizontal.metrics: it is a floor of the Buffer metrics' free "
+                "capacity (use minReplicas for a floor of replicas)",
+            )
+    if min_replicas is None and free is None:
+        raise SpecError(
+            path,
+            "needs minReplicas (a floor of replicas), minFreeCapacity (a floor of free capacity), or both",
+        )
     if has_cron:
         if has_end:
             raise SpecError(f"{path}.end", "is for a start time; a cron window lasts its duration")
@@ -695,7 +717,9 @@ def _parse_schedule(raw: Any, path: str, max_replicas: int) -> Schedule:
                 zone = load_zone(zone_name)
             except ValueError as exc:
                 raise SpecError(f"{path}.timeZone", str(exc)) from None
-        return Schedule(name, min_replicas, cron=cron, duration=duration, time_zone=zone)
+        return Schedule(
+            name, min_replicas, cron=cron, duration=duration, time_zone=zone, min_free_capacity=free
+        )
     if sch.get("timeZone") is not None:
         raise SpecError(f"{path}.timeZone", "applies to cron only: start carries its own UTC offset")
     start = _read_time(sch, "start", path)
@@ -704,7 +728,7 @@ def _parse_schedule(raw: Any, path: str, max_replicas: int) -> Schedule:
     end = _read_time(sch, "end", path) if has_end else None
     if end is not None and not 1.0 <= end - start <= SCHEDULE_DURATION_MAX:
         raise SpecError(f"{path}.end", "must be after start, by at most 168h (7 days)")
-    return Schedule(name, min_replicas, start=start, end=end, duration=duration)
+    return Schedule(name, min_replicas, start=start, end=end, duration=duration, min_free_capacity=free)
 
 
 def _read_time(parent: Mapping[str, Any], key: str, path: str) -> float:
@@ -715,9 +739,11 @@ def _read_time(parent: Mapping[str, Any], key: str, path: str) -> float:
         raise SpecError(f"{path}.{key}", str(exc)) from None
 
 
-def _parse_schedules(raw: Any, path: str, max_replicas: int) -> tuple[Schedule, ...]:
+def _parse_schedules(raw: Any, path: str, max_replicas: int, has_buffer: bool) -> tuple[Schedule, ...]:
     items = read_list(raw, path, 0, SCHEDULES_MAX)
-    out = tuple(_parse_schedule(item, f"{path}[{i}]", max_replicas) for i, item in enumerate(items))
+    out = tuple(
+        _parse_schedule(item, f"{path}[{i}]", max_replicas, has_buffer) for i, item in enumerate(items)
+    )
     for i, sch in enumerate(out):
         for j, other in enumerate(out[:i]):
             if sch.name == other.name:
@@ -813,7 +839,12 @@ def _parse_horizontal(raw: Any, path: str) -> HorizontalSpec:
         predictive=predictive,
         fallback=fallback,
         schedules=(
-            _parse_schedules(hor["schedules"], f"{path}.schedules", max_replicas)
+            _parse_schedules(
+                hor["schedules"],
+                f"{path}.schedules",
+                max_replicas,
+                has_buffer=any(isinstance(m, BufferMetricSpec) for m in metrics),
+            )
             if hor.get("schedules") is not None
             else ()
         ),

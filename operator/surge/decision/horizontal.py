@@ -481,18 +481,30 @@ def prometheus_value_replicas(
     return ReplicaCalc(max(math.ceil(ratio * base), 0), _frac(value), f"{detail} over {base} ready pod(s)")
 
 
-def buffer_replicas(*, used: float, size: BufferSize, capacity_per_replica: float) -> ReplicaCalc:
+def buffer_replicas(
+    *,
+    used: float,
+    size: BufferSize,
+    capacity_per_replica: float,
+    min_free: float = 0.0,
+    min_free_by: str = "",
+) -> ReplicaCalc:
     """Agones-style buffer: replicas = ceil((used + buffer) / capacityPerReplica).
 
-    ``buffer`` is ``size.absolute`` free slots, or ``size.percent`` of ``used``. No tolerance: the
-    point is to always have the free capacity ready before a burst arrives.
+    ``buffer`` is ``size.absolute`` free slots, or ``size.percent`` of ``used``, raised to ``min_free``
+    (a schedule's minFreeCapacity, named by ``min_free_by``) while one is open: a floor only ever raises.
+    No tolerance: the point is to always have the free capacity ready before a burst arrives.
     """
     if capacity_per_replica <= 0:
         raise MetricCalcError(f"capacity per replica must be > 0, got {capacity_per_replica:g}")
     used_f = max(_frac(used), Fraction(0))
     free = used_f * _frac(size.percent) / 100 if size.percent is not None else _frac(size.absolute or 0.0)
+    raised = f" (raised from {_human(free)} by {min_free_by})" if _frac(min_free) > free else ""
+    free = max(free, _frac(min_free))
     replicas = math.ceil((used_f + free) / _frac(capacity_per_replica))
-    detail = f"used {_human(used_f)} + buffer {_human(free)} at {_human(capacity_per_replica)} per replica"
+    detail = (
+        f"used {_human(used_f)} + buffer {_human(free)}{raised} at {_human(capacity_per_replica)} per replica"
+    )
     return ReplicaCalc(replicas, used_f, detail)
 
 
@@ -510,16 +522,22 @@ def propose(
     tolerance: Tolerance,
     pods: Sequence[PodInfo] | None = None,
     settings: EngineSettings | None = None,
+    min_free: float = 0.0,
+    min_free_by: str = "",
 ) -> MetricProposal:
     """One metric's proposal from this tick's observation; errors become a failed proposal.
 
     ``pods`` overrides ``obs.pods`` (the planner passes pods with the new vertical requests).
     ``settings`` are the operator-wide knobs (HPA's controller-manager flags); None: HPA's defaults.
+    ``min_free`` is the free capacity a Buffer metric keeps at least (an open schedule's minFreeCapacity,
+    named by ``min_free_by``); other metric types ignore it.
     Proposals are whole numbers in [0, MAX_REPLICAS].
     """
     engine = settings if settings is not None else _DEFAULT_SETTINGS
     try:
-        calc, target = _calculate(metric, obs, now, tolerance, obs.pods if pods is None else pods, engine)
+        calc, target = _calculate(
+            metric, obs, now, tolerance, obs.pods if pods is None else pods, engine, (min_free, min_free_by)
+        )
     except MetricCalcError as exc:
         return MetricProposal(metric.name, metric.type, None, error=str(exc), target=_target_text(metric))
     except ArithmeticError as exc:  # a bug or an input no check foresaw: a failed metric, not a crash
@@ -548,6 +566,7 @@ def _calculate(
     tolerance: Tolerance,
     pods: Sequence[PodInfo],
     settings: EngineSettings,
+    free_floor: tuple[float, str] = (0.0, ""),
 ) -> tuple[ReplicaCalc, str]:
     target_text = _target_text(metric)
     match metric:
@@ -558,7 +577,7 @@ def _calculate(
         case PrometheusMetricSpec():
             calc = _calculate_prometheus(metric, _reading(metric, obs), obs, tolerance)
         case BufferMetricSpec():
-            calc = _calculate_buffer(metric, _reading(metric, obs))
+            calc = _calculate_buffer(metric, _reading(metric, obs), free_floor)
         case _:
             assert_never(metric)
     return calc, target_text
@@ -617,7 +636,9 @@ def _calculate_prometheus(
     )
 
 
-def _calculate_buffer(metric: BufferMetricSpec, reading: Reading) -> ReplicaCalc:
+def _calculate_buffer(
+    metric: BufferMetricSpec, reading: Reading, free_floor: tuple[float, str]
+) -> ReplicaCalc:
     if not isinstance(reading, BufferReading):
         raise MetricCalcError(f"metric {metric.name} expects a buffer reading")
     capacity = reading.capacity_per_replica or metric.buffer.capacity_per_replica
@@ -625,7 +646,14 @@ def _calculate_buffer(metric: BufferMetricSpec, reading: Reading) -> ReplicaCalc
         raise MetricCalcError("capacity query returned no value")
     if not (math.isfinite(reading.used) and math.isfinite(capacity)):
         raise MetricCalcError("buffer query returned a non-finite value")
-    return buffer_replicas(used=reading.used, size=metric.buffer.size, capacity_per_replica=capacity)
+    min_free, by = free_floor
+    return buffer_replicas(
+        used=reading.used,
+        size=metric.buffer.size,
+        capacity_per_replica=capacity,
+        min_free=min_free,
+        min_free_by=by,
+    )
 
 
 def _calculate_resource(

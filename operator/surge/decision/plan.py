@@ -34,7 +34,12 @@ from surge.decision.fallback import fallback_replicas, next_failure_count
 from surge.decision.horizontal import MetricProposal, propose
 from surge.decision.model import EngineSettings, Observation, PodInfo
 from surge.decision.predictive import PredictiveState, predict_replicas
-from surge.decision.schedule import SCHEDULED_MINIMUM, ActiveFloor, active_floor
+from surge.decision.schedule import (
+    SCHEDULED_MINIMUM,
+    ActiveSchedule,
+    active_floor,
+    active_free_floor,
+)
 from surge.decision.vertical import ContainerEstimate, ContainerResize, VerticalState, vertical_step
 
 __all__ = ["ConditionUpdate", "Decision", "PlanState", "plan"]
@@ -113,7 +118,7 @@ class Decision:
     # ...and when it was not (DryRun, paused, or the write failed): no scale event.
     unapplied_state: PlanState = field(default_factory=PlanState)
     hold_until: float | None = None  # a stabilization window holds the count until then
-    active_schedule: ActiveFloor | None = None  # the highest open schedule floor (status.activeSchedule)
+    active_schedule: ActiveSchedule | None = None  # the highest open schedule floors (status.activeSchedule)
 
     @property
     def scale_changed(self) -> bool:
@@ -286,7 +291,13 @@ def plan(
 
     live = spec.vertical is not None and spec.vertical.update_mode in _LIVE_RESIZE_MODES
     pods = _resized_pods(obs.pods, resizes) if resizes and live else obs.pods
-    proposals = tuple(propose(m, obs, now, hor.tolerance, pods, settings) for m in hor.metrics)
+    # A scheduled free-capacity floor raises each Buffer metric's buffer inside its own calculation.
+    free_floor = active_free_floor(hor.schedules, now)
+    min_free, min_free_by = (free_floor.slots, f"schedule {free_floor.name}") if free_floor else (0.0, "")
+    proposals = tuple(
+        propose(m, obs, now, hor.tolerance, pods, settings, min_free=min_free, min_free_by=min_free_by)
+        for m in hor.metrics
+    )
     ok = [p for p in proposals if p.ok]
     failed = [p for p in proposals if not p.ok]
     failures = next_failure_count(state.consecutive_failures, all_failed=not ok)
@@ -309,6 +320,8 @@ def plan(
         hor = replace(hor, min_replicas=scheduled.replicas)
     else:
         scheduled = None
+    if scheduled is not None or free_floor is not None:  # status.activeSchedule, on a hold too
+        common["active_schedule"] = ActiveSchedule(scheduled, free_floor)
 
     fallback = None
     if not ok:
@@ -394,7 +407,6 @@ def plan(
         state=applied,
         unapplied_state=unapplied,
         hold_until=result.hold_until,
-        active_schedule=scheduled,
         **common,
     )
 
