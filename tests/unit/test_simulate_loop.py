@@ -180,3 +180,16 @@ def test_the_virtual_clock_can_start_at_any_date_without_changing_the_run() -> N
     in_2026 = _run(_buffer_policy(), start=1_796_000_000.0)  # the engine's `now` is then a 2026 date
     assert in_2026.samples == at_epoch.samples
     assert [(t.t, t.to_replicas) for t in in_2026.ticks] == [(t.t, t.to_replicas) for t in at_epoch.ticks]
+
+
+def test_a_scheduled_free_capacity_floor_raises_the_buffer_in_simulate_too() -> None:
+    # The window covers the whole run (virtual time starts at epoch 0): every Buffer tick keeps >= 1000 free.
+    release = {"name": "release", "start": "1970-01-01T00:00:00Z", "duration": "1h", "minFreeCapacity": 1000}
+    plain = _run(_buffer_policy())
+    floored = _run(_buffer_policy(schedules=[release]))
+    assert not any("by schedule release" in t.reason for t in plain.ticks)
+    assert any("(raised from" in t.reason and "by schedule release" in t.reason for t in floored.ticks)
+    # At 100 players per replica: 100 used + 1000 free -> 11 replicas before the ramp, against 2 without.
+    assert max(t.to_replicas for t in floored.ticks if t.t < 30.0) >= 11
+    assert max(t.to_replicas for t in plain.ticks if t.t < 30.0) <= 2
+    assert floored.summary["unserved_player_seconds"] <= plain.summary["unserved_player_seconds"]
