@@ -301,6 +301,9 @@ async def _reconcile(
         pods=[_pod_view(p) for p in pods],
         previous_tick=memory.last_tick,
         dry_run=dry,
+        estimates=decision.estimates,
+        vertical=spec.vertical,
+        oom_containers=decision.oom_containers,
     )
     failures = await _resize(tick, target, actions)
     decision, scale_failure, scaled = await _rescale(tick, spec, target, scale, obs, decision, actions)

@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from surge.api.spec import ResourceAmounts, UpdateMode
+from surge.api.spec import ResourceAmounts, UpdateMode, VerticalSpec
 from surge.decision.actuation_plan import PodView, plan_actuation
 from surge.decision.model import ContainerResources
-from surge.decision.vertical import ContainerResize
+from surge.decision.vertical import ContainerEstimate, ContainerResize, plan_resizes
+from tests.unit import builders
 
 T = 1_000_000.0
 GROW = ContainerResize(
@@ -120,3 +121,83 @@ def test_one_patch_per_pod_with_every_container_that_needs_it() -> None:
     assert len(plan.pod_resizes) == 1
     assert set(plan.pod_resizes[0].resources) == {"app", "sidecar"}
     assert plan.resize_reasons == ("app: cpu 1 -> 2", "sidecar: cpu 100m -> 200m")
+
+
+# --- in place, each pod against its own requests ------------------------------------------------------------
+# The template stays at 250m in place; earlier resizes moved the pods. The demo showed Events saying
+# "cpu 250m -> 501m" for pods going 621m -> 501m: judged by the template, the confidence rule (never shrink
+# on little data) and minChangeFraction never saw the pods' real requests.
+TEMPLATE_CPU = 0.25
+
+
+def _estimate(target: float, *, confidence: float, history: float = 3600.0) -> ContainerEstimate:
+    return ContainerEstimate(
+        container="app",
+        target=ResourceAmounts(cpu=target),
+        lower_bound=ResourceAmounts(cpu=target * 0.8),
+        upper_bound=ResourceAmounts(cpu=target * 1.5),
+        uncapped_target=ResourceAmounts(cpu=target),
+        history_seconds=history,
+        confidence=confidence,
+    )
+
+
+def _vertical() -> VerticalSpec:
+    parsed = builders.spec(
+        vertical={
+            "updateMode": "InPlace",
+            "halfLife": "10m",
+            "containerPolicies": [{"containerName": "app", "controlledResources": ["cpu"]}],
+        }
+    ).vertical
+    assert parsed is not None
+    return parsed
+
+
+@pytest.mark.parametrize(
+    ("pod_cpu", "target", "confidence", "resized_to", "reason"),
+    [
+        # raising is always allowed, whatever the template says
+        (0.25, 0.501, 0.1, "501m", "cpu 250m -> 501m"),
+        # the pod is above the target: not shrunk at low confidence (the template would say raise)
+        (0.621, 0.501, 0.1, None, None),
+        # with enough history it comes down, and the reason names the pod's own request
+        (0.621, 0.501, 5.0, "501m", "cpu 621m -> 501m"),
+        # the target came back to the template's value: pods resized away from it still follow
+        (0.621, TEMPLATE_CPU, 5.0, "250m", "cpu 621m -> 250m"),
+        # a pod already at the target is left alone although the template is not
+        (0.501, 0.501, 5.0, None, None),
+        # a change below minChangeFraction (10%) inside the bounds waits, judged on the pod's request
+        (0.52, 0.501, 5.0, None, None),
+    ],
+)
+def test_in_place_judges_each_pod_by_its_own_requests(
+    pod_cpu: float, target: float, confidence: float, resized_to: str | None, reason: str | None
+) -> None:
+    vertical = _vertical()
+    estimates = (_estimate(target, confidence=confidence),)
+    template = [ContainerResources("app", requests=ResourceAmounts(cpu=TEMPLATE_CPU))]
+    resizes = plan_resizes(estimates, vertical, template)  # what the template alone would say
+    the_pod = PodView(
+        "p", T - 3600, False, (ContainerResources("app", requests=ResourceAmounts(cpu=pod_cpu)),)
+    )
+    actions = plan_actuation(
+        from_replicas=1,
+        to_replicas=1,
+        resizes=resizes,
+        update_mode=UpdateMode.IN_PLACE,
+        pods=[the_pod],
+        previous_tick=T - 10,
+        dry_run=False,
+        estimates=estimates,
+        vertical=vertical,
+    )
+    if resized_to is None:
+        assert actions.pod_resizes == ()
+        assert actions.resize_reasons == ()
+    else:
+        assert [(r.pod, r.resources["app"]["requests"]["cpu"]) for r in actions.pod_resizes] == [
+            ("p", resized_to)
+        ]
+        assert reason is not None
+        assert any(reason in why for why in actions.resize_reasons), actions.resize_reasons

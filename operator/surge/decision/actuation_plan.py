@@ -8,6 +8,9 @@ Pure: reconcile executes the plan (one PATCH per pod) and reports each outcome. 
 - Recreate patches the pod template (the workload's controller replaces the pods).
 - InPlaceOrRecreate: when the API server refuses an in-place resize, patch the template instead (once).
 - Deleting pods and pods already at the target are skipped.
+- In place, each pod is judged against its own requests, not the template's (VPA's updater does the same):
+  after earlier in-place resizes a pod's request is no longer the template's, and judging it by the
+  template would shrink it at low confidence or move it for a change below minChangeFraction.
 - DryRun and pause: nothing is written; a changed count is reported.
 """
 
@@ -16,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from surge.api.spec import UpdateMode
+from surge.api.spec import UpdateMode, VerticalSpec
 from surge.decision.model import ContainerResources
-from surge.decision.vertical import ContainerResize
+from surge.decision.vertical import ContainerEstimate, ContainerResize, plan_resizes
 
 __all__ = ["ActuationPlan", "PodResize", "PodView", "Resources", "plan_actuation"]
 
@@ -85,12 +88,19 @@ def plan_actuation(
     pods: Sequence[PodView],
     previous_tick: float | None,
     dry_run: bool,
+    estimates: Sequence[ContainerEstimate] = (),
+    vertical: VerticalSpec | None = None,
+    oom_containers: frozenset[str] = frozenset(),
 ) -> ActuationPlan:
+    """`resizes` were decided against the template; with `vertical` and `estimates` given, the in-place
+    modes decide again per pod against that pod's own requests (without them: the template's resizes)."""
     scale_to = to_replicas if to_replicas != from_replicas else None
     reasons = tuple(f"{r.container}: {r.reason}" for r in resizes)
     if dry_run:
         return ActuationPlan(scale_to, from_replicas, dry_run=True, resize_reasons=reasons)
-    if not resizes or update_mode is UpdateMode.OFF:
+    per_pod = vertical is not None and bool(estimates) and update_mode in _IN_PLACE
+    # A template already at the target says nothing about pods resized away from it earlier.
+    if update_mode is UpdateMode.OFF or not (resizes or per_pod):
         return ActuationPlan(scale_to, from_replicas)
     if update_mode is UpdateMode.RECREATE:
         return ActuationPlan(
@@ -98,15 +108,23 @@ def plan_actuation(
         )
     assert update_mode in _IN_PLACE
     pod_resizes = []
+    pod_reasons: list[str] = []
     for pod in pods:
         if pod.deleting:
             continue
         if update_mode is UpdateMode.INITIAL and (previous_tick is None or pod.created < previous_tick):
             continue
-        needed = [r for r in resizes if not _at_target(pod, r)]
+        if per_pod:
+            assert vertical is not None
+            needed = list(plan_resizes(estimates, vertical, pod.containers, oom_containers))
+        else:
+            needed = [r for r in resizes if not _at_target(pod, r)]
         if needed:
             pod_resizes.append(PodResize(pod.name, _resources(needed)))
+            pod_reasons.extend(f"{r.container}: {r.reason}" for r in needed)
     on_refusal = _resources(resizes) if update_mode is UpdateMode.IN_PLACE_OR_RECREATE else None
+    if per_pod:
+        reasons = tuple(dict.fromkeys(pod_reasons))  # what the pods' own requests made of it, once each
     return ActuationPlan(
         scale_to,
         from_replicas,

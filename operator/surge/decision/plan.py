@@ -112,6 +112,7 @@ class Decision:
     fallback_active: bool = False
     estimates: tuple[ContainerEstimate, ...] = ()  # vertical recommendation (also in updateMode Off)
     resizes: tuple[ContainerResize, ...] = ()  # containers to resize (empty in updateMode Off)
+    oom_containers: frozenset[str] = frozenset()  # new OOM kills this tick (in-place resizes per pod)
     conflicts: tuple[str, ...] = ()
     # State to persist when the decision was carried out (scale event recorded)...
     state: PlanState = field(default_factory=PlanState)
@@ -269,9 +270,11 @@ def plan(
     vstate = state.vertical
     estimates: tuple[ContainerEstimate, ...] = ()
     resizes: tuple[ContainerResize, ...] = ()
+    oom_containers: frozenset[str] = frozenset()
     if spec.vertical is not None:
         outcome = vertical_step(state.vertical, spec.vertical, obs, now)
         vstate, estimates, resizes = outcome.state, outcome.estimates, outcome.resizes
+        oom_containers = outcome.oom_containers
     base = PlanState(state.behavior, state.consecutive_failures, state.predictive, vstate)
     conflicts = _conflicts(spec.horizontal, spec.vertical)
     if spec.horizontal is None:
@@ -283,6 +286,7 @@ def plan(
             f"vertical only: {why}",
             estimates=estimates,
             resizes=resizes,
+            oom_containers=oom_containers,
             conflicts=conflicts,
             state=base,
             unapplied_state=base,
@@ -306,6 +310,7 @@ def plan(
         "proposals": proposals,
         "estimates": estimates,
         "resizes": resizes,
+        "oom_containers": oom_containers,
         "conflicts": conflicts,
     }
     if current == 0 and hor.min_replicas != 0:

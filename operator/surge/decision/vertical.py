@@ -208,6 +208,7 @@ class VerticalOutcome:
     state: VerticalState
     estimates: tuple[ContainerEstimate, ...]
     resizes: tuple[ContainerResize, ...]
+    oom_containers: frozenset[str] = frozenset()  # containers with an OOM kill new this tick
 
 
 def _amounts_text(amounts: ResourceAmounts) -> dict[str, str]:
@@ -512,4 +513,4 @@ def vertical_step(state: VerticalState, spec: VerticalSpec, obs: Observation, no
     estimates = recommend(new_state, spec, obs.containers, now)
     oom_containers = frozenset(o.container for o in _new_ooms(obs.ooms, state.last_oom_time))
     resizes = plan_resizes(estimates, spec, obs.containers, oom_containers)
-    return VerticalOutcome(new_state, estimates, resizes)
+    return VerticalOutcome(new_state, estimates, resizes, oom_containers)

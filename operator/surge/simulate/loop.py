@@ -214,6 +214,9 @@ class _Autoscaler:
             pods=[self._view(p.name, p.created) for p in self.fleet.pods],
             previous_tick=self.last_tick,
             dry_run=dry,
+            estimates=decision.estimates,
+            vertical=self.spec.vertical,
+            oom_containers=decision.oom_containers,
         )
         scaled = self._act(actions, decision, t)
         applied = not dry and (scaled or not decision.scale_changed)
