@@ -49,6 +49,17 @@ def test_simulate_writes_summary_timelines_and_prints_a_table(
     ):
         assert key in summary
     assert summary["samples"] == 193  # 192 s at time scale 0.2, one step per second
+    # The oracle depends on the trace and the fleet only (one number for every contender); a contender
+    # that turns players away may use fewer replica-seconds than it, so only the ratio is checked.
+    assert "replica-seconds / oracle" in out
+    oracles = {c["summary"]["oracle_replica_seconds"] for c in doc["contenders"].values()}
+    assert len(oracles) == 1
+    assert oracles.pop() > 0
+    for contender in doc["contenders"].values():
+        s = contender["summary"]
+        assert s["replica_seconds_vs_oracle"] == pytest.approx(
+            s["replica_seconds"] / s["oracle_replica_seconds"], rel=1e-2
+        )
     assert (tmp_path / "timeline-arena.csv").read_text().startswith("t,demand,served")
     assert (tmp_path / "timeline-hpa-default.csv").exists()
     png = tmp_path / "timeline-arena.png"

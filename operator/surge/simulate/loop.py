@@ -44,6 +44,7 @@ from surge.decision.model import (
 )
 from surge.decision.plan import Decision, PlanState, plan
 from surge.simulate.fleet import Fleet, FleetTiming
+from surge.simulate.oracle import oracle_replica_seconds
 from surge.simulate.policy import FleetSpec
 from surge.simulate.promql import TSDB, PromQLError, Query, Vector, parse
 
@@ -339,4 +340,7 @@ def simulate(
             "interval_s": contender.spec.interval,
         }
     )
+    oracle = oracle_replica_seconds(samples, fleet.cost.capacity(fleet_spec.cpu_request_m), trace.duration)
+    summary["oracle_replica_seconds"] = round(oracle, 1)
+    summary["replica_seconds_vs_oracle"] = round(summary["replica_seconds"] / oracle, 3) if oracle else None
     return SimResult(contender, samples, summary, ticks)

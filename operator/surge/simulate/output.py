@@ -28,6 +28,8 @@ KEY_METRICS: tuple[tuple[str, str, int], ...] = (
     ("peak_unserved", "peak unserved players", 0),
     ("time_to_cover_90_s", "time to cover 90% (s)", 0),
     ("replica_seconds", "replica-seconds", 0),
+    ("oracle_replica_seconds", "oracle replica-seconds", 0),
+    ("replica_seconds_vs_oracle", "replica-seconds / oracle", 2),
     ("replicas_max", "replicas max", 0),
     ("replicas_final", "replicas at the end", 0),
     ("scale_actions", "scale actions", 0),
