@@ -11,6 +11,7 @@ open each one keeps max(its size, the floor) free slots, inside the metric's own
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from surge.api.schedule import format_utc
@@ -43,19 +44,28 @@ class ActiveFloor:
         return f"schedule {self.name}: at least {self.replicas} replicas until {format_utc(self.end)}"
 
 
-def active_floor(schedules: tuple[Schedule, ...], now: float, max_replicas: int) -> ActiveFloor | None:
-    """The highest floor among the schedules whose window holds ``now`` (bounded by maxReplicas)."""
-    best: ActiveFloor | None = None
+def _highest_open(
+    schedules: tuple[Schedule, ...], now: float, value: Callable[[Schedule], float | None]
+) -> tuple[Schedule, float, float] | None:
+    """(schedule, its value, its window's end) for the highest ``value`` among the schedules whose window
+    holds ``now`` and that set one; the first in the spec wins a tie."""
+    best: tuple[Schedule, float, float] | None = None
     for schedule in schedules:
-        if schedule.min_replicas is None:
+        amount = value(schedule)
+        if amount is None:
             continue
         window = schedule.window_at(now)
-        if window is None:
-            continue
-        replicas = min(schedule.min_replicas, max_replicas)
-        if best is None or replicas > best.replicas:
-            best = ActiveFloor(schedule.name, replicas, window[1])
+        if window is not None and (best is None or amount > best[1]):
+            best = (schedule, amount, window[1])
     return best
+
+
+def active_floor(schedules: tuple[Schedule, ...], now: float, max_replicas: int) -> ActiveFloor | None:
+    """The highest floor among the schedules whose window holds ``now`` (bounded by maxReplicas)."""
+    found = _highest_open(
+        schedules, now, lambda s: None if s.min_replicas is None else min(s.min_replicas, max_replicas)
+    )
+    return None if found is None else ActiveFloor(found[0].name, int(found[1]), found[2])
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,16 +77,8 @@ class FreeFloor:
 
 def active_free_floor(schedules: tuple[Schedule, ...], now: float) -> FreeFloor | None:
     """The highest free-capacity floor among the schedules whose window holds ``now``."""
-    best: FreeFloor | None = None
-    for schedule in schedules:
-        if schedule.min_free_capacity is None:
-            continue
-        window = schedule.window_at(now)
-        if window is None:
-            continue
-        if best is None or schedule.min_free_capacity > best.slots:
-            best = FreeFloor(schedule.name, schedule.min_free_capacity, window[1])
-    return best
+    found = _highest_open(schedules, now, lambda s: s.min_free_capacity)
+    return None if found is None else FreeFloor(found[0].name, found[1], found[2])
 
 
 @dataclass(frozen=True, slots=True)
